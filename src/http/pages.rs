@@ -1,0 +1,124 @@
+//! HTML pages: the folder listings people browse (plain HTML, no JavaScript).
+
+use std::fmt::Write;
+
+use crate::library::{Entry, EntryKind, RelPath};
+
+use super::urls;
+
+/// Escapes text for HTML element content and double-quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Sizes as people read them: 1.5 GiB, 700 MiB, 12 KiB.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
+h1{font-size:1.3rem;word-break:break-all}table{border-collapse:collapse;width:100%}\
+td{padding:.35rem .5rem;border-bottom:1px solid #eee}td.size{text-align:right;color:#666;white-space:nowrap}\
+a{text-decoration:none}a:hover{text-decoration:underline}.empty{color:#666}";
+
+/// The listing of folder `rel` within the library described by `title`.
+pub fn folder(title: &str, rel: &RelPath, entries: &[Entry]) -> String {
+    let heading = if rel.is_root() {
+        escape(title)
+    } else {
+        format!("{} / {}", escape(title), escape(&rel.to_string()))
+    };
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>hlss: {heading}</title><style>{STYLE}</style></head><body>\n<h1>{heading}</h1>\n<table>\n"
+    );
+    if let Some(parent) = rel.parent() {
+        let _ = writeln!(
+            html,
+            "<tr><td><a href=\"{}\">&#8593; Parent folder</a></td><td></td></tr>",
+            urls::folder(&parent)
+        );
+    }
+    for entry in entries {
+        let child = rel.join(&entry.name);
+        let name = escape(&entry.name);
+        let _ = match entry.kind {
+            EntryKind::Folder => writeln!(
+                html,
+                "<tr><td>&#128193; <a href=\"{}\">{name}/</a></td><td class=\"size\"></td></tr>",
+                urls::folder(&child)
+            ),
+            EntryKind::Media { size } => writeln!(
+                html,
+                "<tr><td>&#127902; <a href=\"{}\">{name}</a></td><td class=\"size\">{}</td></tr>",
+                urls::playlist(&child),
+                size.map(human_size).unwrap_or_default()
+            ),
+        };
+    }
+    html.push_str("</table>\n");
+    if entries.is_empty() {
+        html.push_str("<p class=\"empty\">No media files here.</p>\n");
+    }
+    html.push_str(
+        "<p class=\"empty\">Each file links to its HLS playlist: open it in Safari, or copy the \
+         link into VLC, mpv or ffplay.</p>\n</body></html>\n",
+    );
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_names_and_encodes_links() {
+        let entries = [
+            Entry {
+                name: "a & b".into(),
+                kind: EntryKind::Folder,
+            },
+            Entry {
+                name: "it's <a> \"clip\".mp4".into(),
+                kind: EntryKind::Media { size: Some(1536) },
+            },
+        ];
+        let html = folder("Videos", &RelPath::parse("sub").unwrap(), &entries);
+        assert!(html.contains("it&#39;s &lt;a&gt; &quot;clip&quot;.mp4"));
+        assert!(!html.contains("<a>"));
+        assert!(html.contains("href=\"/hls/sub/it%27s%20%3Ca%3E%20%22clip%22.mp4/index.m3u8\""));
+        assert!(html.contains("href=\"/browse/sub/a%20%26%20b/\""));
+        assert!(html.contains("href=\"/\">&#8593; Parent folder"));
+        assert!(html.contains("1.5 KiB"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}

@@ -1,0 +1,9 @@
+//! hlss: an on-demand HLS server; data flows library → transcode → segmenter → stream → http.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod http;
+pub mod library;
+pub mod segmenter;
+pub mod stream;
+pub mod transcode;

@@ -1,0 +1,175 @@
+//! The media root: what PATH serves, safe path resolution and folder listings (no HTTP, no pipelines).
+
+mod listing;
+mod path;
+
+use std::path::{Path, PathBuf};
+
+pub use listing::{Entry, EntryKind, natural_cmp};
+pub use path::RelPath;
+
+/// Name of the built-in demo entry served when hlss is started without PATH.
+pub const DEMO_NAME: &str = "demo (test pattern and tone).ts";
+
+/// What hlss was pointed at.
+#[derive(Debug, Clone)]
+pub enum Library {
+    /// A folder served as a browsable tree; `root` is canonical.
+    Folder { root: PathBuf },
+    /// One file served alone, listed under its own name.
+    File { path: PathBuf, name: String },
+    /// No PATH: a generated test pattern.
+    Demo,
+}
+
+/// Something the transcoder can play.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A canonical path to a regular file inside the library.
+    File(PathBuf),
+    /// The built-in test pattern with a tone.
+    Demo,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("no such file or folder")]
+    NotFound,
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is neither a folder nor a regular file")]
+    NotServable(PathBuf),
+}
+
+impl Library {
+    /// Opens what the command line named; `None` is the demo.
+    pub fn open(path: Option<&Path>) -> Result<Library, LibraryError> {
+        let Some(path) = path else {
+            return Ok(Library::Demo);
+        };
+        let canonical = path.canonicalize().map_err(|source| LibraryError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if canonical.is_dir() {
+            return Ok(Library::Folder { root: canonical });
+        }
+        let name = canonical
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|_| canonical.is_file())
+            .ok_or_else(|| LibraryError::NotServable(path.to_path_buf()))?
+            .to_owned();
+        Ok(Library::File {
+            path: canonical,
+            name,
+        })
+    }
+
+    /// A short description for logs and page titles.
+    pub fn describe(&self) -> String {
+        match self {
+            Library::Folder { root } => root.display().to_string(),
+            Library::File { path, .. } => path.display().to_string(),
+            Library::Demo => "built-in demo".to_owned(),
+        }
+    }
+
+    /// The entries of the folder `rel`, sorted for display.
+    pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, LibraryError> {
+        match self {
+            Library::Folder { root } => {
+                let dir = rel.resolve_in(root).ok_or(LibraryError::NotFound)?;
+                if !dir.is_dir() {
+                    return Err(LibraryError::NotFound);
+                }
+                listing::read_folder(&dir)
+                    .map_err(|source| LibraryError::Open { path: dir, source })
+            }
+            Library::File { path, name } if rel.is_root() => {
+                let size = std::fs::metadata(path).map(|m| m.len()).ok();
+                Ok(vec![Entry {
+                    name: name.clone(),
+                    kind: EntryKind::Media { size },
+                }])
+            }
+            Library::Demo if rel.is_root() => Ok(vec![Entry {
+                name: DEMO_NAME.to_owned(),
+                kind: EntryKind::Media { size: None },
+            }]),
+            Library::File { .. } | Library::Demo => Err(LibraryError::NotFound),
+        }
+    }
+
+    /// The playable source that `rel` names.
+    pub fn source(&self, rel: &RelPath) -> Result<Source, LibraryError> {
+        match self {
+            Library::Folder { root } => {
+                let file = rel.resolve_in(root).ok_or(LibraryError::NotFound)?;
+                if file.is_file() {
+                    Ok(Source::File(file))
+                } else {
+                    Err(LibraryError::NotFound)
+                }
+            }
+            Library::File { path, name } if rel.components() == [name.as_str()] => {
+                Ok(Source::File(path.clone()))
+            }
+            Library::Demo if rel.components() == [DEMO_NAME] => Ok(Source::Demo),
+            Library::File { .. } | Library::Demo => Err(LibraryError::NotFound),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_file_lists_itself_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("clip.mp4");
+        std::fs::write(&file, b"abc").unwrap();
+        std::fs::write(dir.path().join("other.mp4"), b"abc").unwrap();
+        let lib = Library::open(Some(&file)).unwrap();
+        let root = RelPath::default();
+        assert_eq!(
+            lib.list(&root).unwrap(),
+            [Entry {
+                name: "clip.mp4".into(),
+                kind: EntryKind::Media { size: Some(3) }
+            }]
+        );
+        assert!(lib.source(&RelPath::parse("clip.mp4").unwrap()).is_ok());
+        assert!(matches!(
+            lib.source(&RelPath::parse("other.mp4").unwrap()),
+            Err(LibraryError::NotFound)
+        ));
+    }
+
+    #[test]
+    fn folder_resolves_files_not_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/a.mp3"), b"abc").unwrap();
+        let lib = Library::open(Some(dir.path())).unwrap();
+        assert!(lib.source(&RelPath::parse("sub/a.mp3").unwrap()).is_ok());
+        assert!(lib.source(&RelPath::parse("sub").unwrap()).is_err());
+        assert!(lib.list(&RelPath::parse("sub/a.mp3").unwrap()).is_err());
+        assert_eq!(lib.list(&RelPath::parse("sub").unwrap()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn demo_has_one_entry() {
+        let lib = Library::open(None).unwrap();
+        let entries = lib.list(&RelPath::default()).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            lib.source(&RelPath::parse(DEMO_NAME).unwrap()).unwrap(),
+            Source::Demo
+        );
+    }
+}

@@ -1,0 +1,39 @@
+//! Forces an encoder keyframe at every segment boundary (k × segment duration of media time).
+
+use gst::prelude::*;
+use parking_lot::Mutex;
+
+/// Installs a probe on `pad` (the pad that feeds the encoder) which sends a force-key-unit event
+/// ahead of the first buffer at or past each boundary, as splitmuxsink does. Boundaries are in
+/// media time (buffer PTS), so a run started anywhere in the file cuts on the same grid.
+pub fn force_at_boundaries(pad: &gst::Pad, period: gst::ClockTime) {
+    let period_ns = period.nseconds().max(1);
+    // Boundary index the next keyframe is due at; None until the first buffer.
+    let next = Mutex::new(None::<u64>);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let index = pts.nseconds() / period_ns;
+        let mut next = next.lock();
+        let due = match *next {
+            None => true,
+            Some(boundary) => index >= boundary,
+        };
+        if due {
+            *next = Some(index.saturating_add(1));
+            // No running time: "key unit as soon as possible", i.e. the buffer about to pass.
+            // (x264enc shifts its input timeline by 1000 h to keep DTS positive, so a running
+            // time computed here would never match the encoder's.)
+            let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+                .timestamp(pts)
+                .stream_time(pts)
+                .all_headers(true)
+                .count(u32::try_from(index).unwrap_or(u32::MAX))
+                .build();
+            drop(next);
+            pad.push_event(event);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}

@@ -1,0 +1,178 @@
+//! GStreamer side: runs one pipeline per stream on its own threads and feeds its TS bytes to the segmenter.
+//!
+//! Nothing here touches the async runtime: [`Transcode::start`] does blocking GStreamer calls
+//! (call it from `spawn_blocking`), and results leave through the [`Output`] callbacks, which are
+//! invoked on GStreamer's streaming thread (segments) and on this module's bus thread (the end).
+
+mod keyframes;
+mod pipeline;
+
+use std::sync::Arc;
+
+use gst::prelude::*;
+use parking_lot::Mutex;
+
+use crate::config::EncoderSettings;
+use crate::library::Source;
+use crate::segmenter::{Segment, Segmenter};
+
+/// Name of the application message that asks the bus thread to stop the pipeline.
+const STOP_MESSAGE: &str = "hlss-stop";
+
+/// Why a transcode could not start or did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranscodeError {
+    #[error("GStreamer element {0} is missing; install the plugin package that provides it")]
+    MissingElement(&'static str),
+    #[error("not a playable media file: {0}")]
+    NotMedia(String),
+    #[error("transcoding failed: {0}")]
+    Failed(String),
+}
+
+/// Where a running transcode delivers its results. Implementations must not block for long:
+/// `segment` runs on GStreamer's streaming thread.
+pub trait Output: Send + Sync + 'static {
+    fn segment(&self, segment: Segment);
+    /// Called exactly once, after the last segment.
+    fn end(&self, result: Result<(), TranscodeError>);
+}
+
+/// A running pipeline. Dropping it stops the pipeline (asynchronously, on the bus thread).
+pub struct Transcode {
+    pipeline: gst::Pipeline,
+}
+
+impl Transcode {
+    /// Builds and starts a pipeline for `source`. Blocking: call off the async runtime.
+    pub fn start(
+        source: &Source,
+        settings: &EncoderSettings,
+        output: Arc<dyn Output>,
+    ) -> Result<Transcode, TranscodeError> {
+        let graph = pipeline::build(source, settings)?;
+        let segmenter = Arc::new(Mutex::new(Segmenter::new(settings.segment)));
+
+        let (feed_segmenter, feed_output) = (segmenter.clone(), output.clone());
+        graph.appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let mut segments = Vec::new();
+                    {
+                        let mut segmenter = feed_segmenter.lock();
+                        let mut push = |buffer: &gst::BufferRef| {
+                            if let Ok(map) = buffer.map_readable() {
+                                segmenter.push(map.as_slice(), &mut segments);
+                            }
+                        };
+                        if let Some(list) = sample.buffer_list() {
+                            list.iter().for_each(&mut push);
+                        } else if let Some(buffer) = sample.buffer() {
+                            push(buffer);
+                        }
+                    }
+                    for segment in segments {
+                        feed_output.segment(segment);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+
+        let bus = graph
+            .pipeline
+            .bus()
+            .ok_or_else(|| TranscodeError::Failed("pipeline has no bus".into()))?;
+        let pipeline = graph.pipeline.clone();
+        std::thread::Builder::new()
+            .name("hlss-bus".into())
+            .spawn(move || watch_bus(&bus, &pipeline, &segmenter, output.as_ref()))
+            .map_err(|err| TranscodeError::Failed(format!("cannot start bus thread: {err}")))?;
+
+        if let Err(err) = graph.pipeline.set_state(gst::State::Playing) {
+            // The bus carries the real reason; the bus thread reports it through `end`.
+            tracing::debug!("set_state(Playing) failed: {err}");
+        }
+        Ok(Transcode {
+            pipeline: graph.pipeline,
+        })
+    }
+
+    /// Asks the pipeline to stop; the bus thread sets it to NULL and calls `Output::end`.
+    pub fn stop(&self) {
+        let message = gst::message::Application::new(gst::Structure::new_empty(STOP_MESSAGE));
+        // Fails only if the bus is already flushing, i.e. the pipeline is stopping anyway.
+        let _ = self.pipeline.post_message(message);
+    }
+}
+
+impl Drop for Transcode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The bus loop: waits for EOS, an error or a stop request, then tears the pipeline down.
+fn watch_bus(
+    bus: &gst::Bus,
+    pipeline: &gst::Pipeline,
+    segmenter: &Mutex<Segmenter>,
+    output: &dyn Output,
+) {
+    use gst::MessageView;
+    let result = loop {
+        let Some(message) = bus.timed_pop(gst::ClockTime::NONE) else {
+            continue;
+        };
+        match message.view() {
+            MessageView::Eos(_) => break Ok(true),
+            MessageView::Error(err) => break Err(classify(err)),
+            MessageView::Warning(warning) => {
+                tracing::warn!("GStreamer warning: {}", warning.error());
+            }
+            MessageView::Application(app)
+                if app.structure().is_some_and(|s| s.name() == STOP_MESSAGE) =>
+            {
+                break Ok(false);
+            }
+            _ => {}
+        }
+    };
+    if let Err(err) = pipeline.set_state(gst::State::Null) {
+        tracing::warn!("could not stop pipeline: {err}");
+    }
+    // After NULL no streaming thread runs, so the segmenter sees no more bytes.
+    if let Ok(true) = result
+        && let Some(last) = segmenter.lock().finish()
+    {
+        output.segment(last);
+    }
+    output.end(result.map(|_| ()));
+}
+
+/// Sorts GStreamer errors into "this is not media we can play" and "something broke".
+fn classify(err: &gst::message::Error) -> TranscodeError {
+    let error = err.error();
+    let reason = error.message().trim_end_matches('.').to_owned();
+    let details = err.debug().map(|d| d.to_string()).unwrap_or_default();
+    tracing::debug!("pipeline error: {reason} ({details})");
+    let not_media = matches!(
+        error.kind::<gst::StreamError>(),
+        Some(
+            gst::StreamError::TypeNotFound
+                | gst::StreamError::CodecNotFound
+                | gst::StreamError::WrongType
+                | gst::StreamError::Demux
+                | gst::StreamError::Format
+        )
+    ) || matches!(
+        error.kind::<gst::CoreError>(),
+        Some(gst::CoreError::MissingPlugin)
+    );
+    if not_media {
+        TranscodeError::NotMedia(reason)
+    } else {
+        TranscodeError::Failed(reason)
+    }
+}

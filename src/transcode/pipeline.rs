@@ -1,0 +1,363 @@
+//! Builds the GStreamer graph: source → decode → H.264 / AAC encoders → mpegtsmux → appsink.
+
+use std::sync::Arc;
+
+use gst::prelude::*;
+use parking_lot::Mutex;
+
+use super::{TranscodeError, keyframes};
+use crate::config::EncoderSettings;
+use crate::library::Source;
+
+/// Frames of the demo source: one minute at 30 fps.
+const DEMO_FRAMES: u64 = 60 * 30;
+/// Output sample rate; every AAC decoder handles it and it avoids odd source rates.
+const AUDIO_RATE: i32 = 48_000;
+
+pub(super) struct Graph {
+    pub pipeline: gst::Pipeline,
+    pub appsink: gst_app::AppSink,
+}
+
+fn make(factory: &'static str) -> Result<gst::Element, TranscodeError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| TranscodeError::MissingElement(factory))
+}
+
+/// Builds the pipeline for `source` without starting it.
+pub(super) fn build(source: &Source, settings: &EncoderSettings) -> Result<Graph, TranscodeError> {
+    let pipeline = gst::Pipeline::new();
+    let mux = gst::ElementFactory::make("mpegtsmux")
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("mpegtsmux"))?;
+    let appsink = gst_app::AppSink::builder()
+        .sync(false)
+        .buffer_list(true)
+        .build();
+    pipeline
+        .add_many([&mux, appsink.upcast_ref()])
+        .map_err(failed)?;
+    mux.link(&appsink).map_err(failed)?;
+
+    match source {
+        Source::Demo => build_demo(&pipeline, &mux, settings)?,
+        Source::File(path) => build_file(&pipeline, &mux, settings, path)?,
+    }
+    Ok(Graph { pipeline, appsink })
+}
+
+fn failed(err: impl std::fmt::Display) -> TranscodeError {
+    TranscodeError::Failed(err.to_string())
+}
+
+fn build_demo(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    settings: &EncoderSettings,
+) -> Result<(), TranscodeError> {
+    let (width, height) = (1280, 720);
+    let video = gst::ElementFactory::make("videotestsrc")
+        .property_from_str("pattern", "smpte")
+        .property(
+            "num-buffers",
+            i32::try_from(DEMO_FRAMES).unwrap_or(i32::MAX),
+        )
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("videotestsrc"))?;
+    let video_caps = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", width)
+                .field("height", height)
+                .field("framerate", gst::Fraction::new(30, 1))
+                .build(),
+        )
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("capsfilter"))?;
+    // One audio buffer per video frame, so both sources end at the same media time.
+    let audio = gst::ElementFactory::make("audiotestsrc")
+        .property_from_str("wave", "sine")
+        .property("freq", 440.0f64)
+        .property("volume", 0.3f64)
+        .property("samplesperbuffer", AUDIO_RATE / 30)
+        .property(
+            "num-buffers",
+            i32::try_from(DEMO_FRAMES).unwrap_or(i32::MAX),
+        )
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("audiotestsrc"))?;
+    pipeline
+        .add_many([&video, &video_caps, &audio])
+        .map_err(failed)?;
+    video.link(&video_caps).map_err(failed)?;
+
+    // A running clock on the picture shows at a glance that seeking and segments line up;
+    // the overlay lives in an optional plugin (pango), so the demo works without it.
+    let video_out = match gst::ElementFactory::make("timeoverlay")
+        .property_from_str("halignment", "center")
+        .property_from_str("valignment", "center")
+        .property("font-desc", "Sans 48")
+        .build()
+    {
+        Ok(overlay) => {
+            pipeline.add(&overlay).map_err(failed)?;
+            video_caps.link(&overlay).map_err(failed)?;
+            overlay
+        }
+        Err(_) => video_caps,
+    };
+    let video_caps = gst::Caps::builder("video/x-raw")
+        .field("width", width)
+        .field("height", height)
+        .build();
+    let vsink = video_branch(pipeline, mux, settings, Some(&video_caps))?;
+    video_out
+        .static_pad("src")
+        .ok_or_else(|| failed("demo video source has no src pad"))?
+        .link(&vsink)
+        .map_err(failed)?;
+    let asink = audio_branch(pipeline, mux, settings)?;
+    audio
+        .static_pad("src")
+        .ok_or_else(|| failed("audiotestsrc has no src pad"))?
+        .link(&asink)
+        .map_err(failed)?;
+    Ok(())
+}
+
+/// Which decoded streams already feed an encoder; decodebin may expose several of each kind.
+#[derive(Default)]
+struct Linked {
+    video: bool,
+    audio: bool,
+}
+
+fn build_file(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    settings: &EncoderSettings,
+    path: &std::path::Path,
+) -> Result<(), TranscodeError> {
+    let uri = gst::glib::filename_to_uri(path, None).map_err(failed)?;
+    let decode = gst::ElementFactory::make("uridecodebin")
+        .property("uri", uri.as_str())
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("uridecodebin"))?;
+    pipeline.add(&decode).map_err(failed)?;
+
+    let linked = Arc::new(Mutex::new(Linked::default()));
+    let weak_pipeline = pipeline.downgrade();
+    let weak_mux = mux.downgrade();
+    let settings = settings.clone();
+    let on_pad = linked.clone();
+    decode.connect_pad_added(move |decode, pad| {
+        let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
+            return;
+        };
+        if let Err(err) = link_decoded(&pipeline, &mux, &settings, pad, &on_pad) {
+            gst::element_error!(
+                decode,
+                gst::CoreError::Negotiation,
+                ("{}", err),
+                ["linking a decoded stream failed"]
+            );
+        }
+    });
+    decode.connect_no_more_pads(move |decode| {
+        let linked = linked.lock();
+        if !linked.video && !linked.audio {
+            gst::element_error!(
+                decode,
+                gst::StreamError::CodecNotFound,
+                ("the file has no audio or video stream"),
+                ["no decoded audio or video pad"]
+            );
+        }
+    });
+    Ok(())
+}
+
+/// Runs on a streaming thread when decodebin exposes a decoded stream.
+fn link_decoded(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    settings: &EncoderSettings,
+    pad: &gst::Pad,
+    linked: &Mutex<Linked>,
+) -> Result<(), TranscodeError> {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let media = caps
+        .structure(0)
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    let mut linked = linked.lock();
+    let sink = if media.starts_with("video/") && !linked.video {
+        linked.video = true;
+        video_branch(pipeline, mux, settings, Some(&caps))?
+    } else if media.starts_with("audio/") && !linked.audio {
+        linked.audio = true;
+        audio_branch(pipeline, mux, settings)?
+    } else {
+        // Extra tracks, subtitles: consumed so decodebin never sees not-linked.
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .property("async", false)
+            .build()
+            .map_err(|_| TranscodeError::MissingElement("fakesink"))?;
+        pipeline.add(&sink).map_err(failed)?;
+        sink.sync_state_with_parent().map_err(failed)?;
+        sink.static_pad("sink")
+            .ok_or_else(|| failed("fakesink has no sink pad"))?
+    };
+    pad.link(&sink).map_err(failed)?;
+    Ok(())
+}
+
+/// Adds `elements` to the pipeline, links them in a chain, brings them to the pipeline's state
+/// and returns the first one's sink pad.
+fn add_chain(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    elements: &[gst::Element],
+) -> Result<gst::Pad, TranscodeError> {
+    pipeline.add_many(elements).map_err(failed)?;
+    gst::Element::link_many(elements).map_err(failed)?;
+    let last = elements.last().ok_or_else(|| failed("empty branch"))?;
+    last.link(mux).map_err(failed)?;
+    for element in elements {
+        element.sync_state_with_parent().map_err(failed)?;
+    }
+    elements
+        .first()
+        .and_then(|e| e.static_pad("sink"))
+        .ok_or_else(|| failed("branch has no sink pad"))
+}
+
+/// queue → videoconvert → videoscale → capsfilter → x264enc → h264parse → mux
+fn video_branch(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    settings: &EncoderSettings,
+    caps: Option<&gst::CapsRef>,
+) -> Result<gst::Pad, TranscodeError> {
+    let mut out_caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if let Some((width, height)) = caps.and_then(|c| output_size(c, settings.max_height)) {
+        out_caps = out_caps.field("width", width).field("height", height);
+    }
+    let capsfilter = gst::ElementFactory::make("capsfilter")
+        .property("caps", out_caps.build())
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("capsfilter"))?;
+    let encoder = gst::ElementFactory::make("x264enc")
+        .property_from_str("speed-preset", settings.preset.nick())
+        // No B-frames and no lookahead: the first segment leaves the encoder sooner.
+        .property_from_str("tune", "zerolatency")
+        .property("bitrate", settings.video_kbps)
+        // Keyframes come only from our force-key-unit events, so cuts land on the segment grid.
+        .property("key-int-max", 0x7fff_ffffu32)
+        .property("option-string", "scenecut=0")
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("x264enc"))?;
+    let parse = gst::ElementFactory::make("h264parse")
+        // SPS/PPS before every IDR, so each segment decodes on its own.
+        .property("config-interval", -1i32)
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("h264parse"))?;
+    let elements = [
+        make("queue")?,
+        make("videoconvert")?,
+        make("videoscale")?,
+        capsfilter.clone(),
+        encoder,
+        parse,
+    ];
+    let sink = add_chain(pipeline, mux, &elements)?;
+    if let Some(src) = capsfilter.static_pad("src") {
+        keyframes::force_at_boundaries(&src, gst::ClockTime::from_nseconds(segment_ns(settings)));
+    }
+    Ok(sink)
+}
+
+fn segment_ns(settings: &EncoderSettings) -> u64 {
+    u64::try_from(settings.segment.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// queue → audioconvert → audioresample → capsfilter (stereo 48 kHz) → AAC → aacparse → mux
+fn audio_branch(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    settings: &EncoderSettings,
+) -> Result<gst::Pad, TranscodeError> {
+    let capsfilter = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("rate", AUDIO_RATE)
+                .field("channels", 2i32)
+                .build(),
+        )
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("capsfilter"))?;
+    let bitrate = i32::try_from(settings.audio_kbps.saturating_mul(1000)).unwrap_or(i32::MAX);
+    // avenc_aac (libav) is the better encoder; voaacenc (plugins-bad) is the fallback.
+    let encoder = gst::ElementFactory::make("avenc_aac")
+        .property("bitrate", bitrate)
+        .build()
+        .or_else(|_| {
+            gst::ElementFactory::make("voaacenc")
+                .property("bitrate", bitrate)
+                .build()
+        })
+        .map_err(|_| TranscodeError::MissingElement("avenc_aac"))?;
+    let elements = [
+        make("queue")?,
+        make("audioconvert")?,
+        make("audioresample")?,
+        capsfilter,
+        encoder,
+        make("aacparse")?,
+    ];
+    add_chain(pipeline, mux, &elements)
+}
+
+/// The encoded size for decoded `caps`: square pixels, at most `max_height` tall, even
+/// dimensions (4:2:0 needs them). `None` when the caps do not say.
+fn output_size(caps: &gst::CapsRef, max_height: u32) -> Option<(i32, i32)> {
+    let s = caps.structure(0)?;
+    let width = s.get::<i32>("width").ok()?;
+    let height = s.get::<i32>("height").ok()?;
+    let par = s
+        .get::<gst::Fraction>("pixel-aspect-ratio")
+        .unwrap_or_else(|_| gst::Fraction::new(1, 1));
+    scaled_size(width, height, (par.numer(), par.denom()), max_height)
+}
+
+fn scaled_size(width: i32, height: i32, par: (i32, i32), max_height: u32) -> Option<(i32, i32)> {
+    if width <= 0 || height <= 0 || par.0 <= 0 || par.1 <= 0 {
+        return None;
+    }
+    let display_width = f64::from(width) * f64::from(par.0) / f64::from(par.1);
+    let out_height = f64::from(height).min(f64::from(max_height));
+    let out_width = display_width * out_height / f64::from(height);
+    let even = |v: f64| ((v / 2.0).round() as i32).max(1) * 2;
+    Some((even(out_width), even(out_height)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scaled_size;
+
+    #[test]
+    fn scales_down_to_max_height_keeping_aspect() {
+        assert_eq!(scaled_size(1920, 1080, (1, 1), 720), Some((1280, 720)));
+        assert_eq!(scaled_size(640, 360, (1, 1), 720), Some((640, 360)));
+        // Anamorphic DVD: 720x576 with 16:15 pixels displays as 768x576.
+        assert_eq!(scaled_size(720, 576, (16, 15), 720), Some((768, 576)));
+        assert_eq!(scaled_size(321, 241, (1, 1), 720), Some((322, 242)));
+        assert_eq!(scaled_size(0, 10, (1, 1), 720), None);
+    }
+}
