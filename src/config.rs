@@ -76,15 +76,49 @@ pub struct Cli {
     )]
     pub audio_bitrate: u32,
 
-    /// Memory one stream may hold in segments, in MiB. When a stream outgrows it the oldest segments
-    /// are dropped and its playlist becomes a sliding window.
+    /// Playlist kind: `vod` lists the whole file at once, so players can seek anywhere (segments are
+    /// made on demand); `event` grows as the transcode advances. Files of unknown duration are
+    /// always served as `event`.
+    #[arg(long, env = "HLSS_PLAYLIST", value_enum, default_value_t = PlaylistMode::Vod)]
+    pub playlist: PlaylistMode,
+
+    /// Memory one stream may hold in segments, in MiB. Beyond it segments furthest behind the
+    /// viewers are dropped (made again if asked for; an EVENT playlist becomes a sliding window).
     #[arg(
         long,
         env = "HLSS_STREAM_MEMORY",
-        default_value_t = 1024,
+        default_value_t = 256,
         value_name = "MIB"
     )]
     pub stream_memory: u64,
+
+    /// Segments a transcode may run ahead of the furthest viewer before it pauses.
+    #[arg(
+        long,
+        env = "HLSS_READ_AHEAD",
+        default_value_t = 5,
+        value_name = "SEGMENTS"
+    )]
+    pub read_ahead: u64,
+}
+
+/// How playlists are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum PlaylistMode {
+    /// Complete playlist at once when the duration is known (EVENT otherwise).
+    Vod,
+    /// A growing EVENT playlist from one transcode.
+    Event,
+}
+
+/// What each stream may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    pub mode: PlaylistMode,
+    /// Bytes of segments held per stream.
+    pub memory: usize,
+    /// Segments a run may be ahead of its furthest viewer.
+    pub read_ahead: u64,
 }
 
 /// x264's speed presets, fastest first.
@@ -134,7 +168,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub path: Option<PathBuf>,
     pub encoder: EncoderSettings,
-    pub stream_memory_bytes: usize,
+    pub stream: StreamLimits,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -151,6 +185,8 @@ pub enum ConfigError {
     AudioBitrate(u32),
     #[error("--stream-memory must be at least 16 MiB, got {0}")]
     StreamMemory(u64),
+    #[error("--read-ahead must be between 1 and 1000 segments, got {0}")]
+    ReadAhead(u64),
 }
 
 impl TryFrom<Cli> for Config {
@@ -173,6 +209,9 @@ impl TryFrom<Cli> for Config {
         if cli.stream_memory < 16 {
             return Err(ConfigError::StreamMemory(cli.stream_memory));
         }
+        if !(1..=1000).contains(&cli.read_ahead) {
+            return Err(ConfigError::ReadAhead(cli.read_ahead));
+        }
         Ok(Config {
             listen: cli.listen,
             path: cli.path,
@@ -183,8 +222,12 @@ impl TryFrom<Cli> for Config {
                 audio_kbps: cli.audio_bitrate,
                 segment: Duration::from_secs_f64(secs),
             },
-            stream_memory_bytes: usize::try_from(cli.stream_memory.saturating_mul(1 << 20))
-                .unwrap_or(usize::MAX),
+            stream: StreamLimits {
+                mode: cli.playlist,
+                memory: usize::try_from(cli.stream_memory.saturating_mul(1 << 20))
+                    .unwrap_or(usize::MAX),
+                read_ahead: cli.read_ahead,
+            },
         })
     }
 }

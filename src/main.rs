@@ -57,7 +57,7 @@ fn run(config: Config) -> Result<(), String> {
         tracing::info!("serving {}", library.describe());
         let app = Arc::new(App {
             library,
-            registry: Registry::new(config.encoder.clone(), config.stream_memory_bytes),
+            registry: Registry::new(config.encoder.clone(), config.stream),
         });
         // Tests and scripts read the port from this line when they asked for port 0.
         let mut stdout = std::io::stdout();

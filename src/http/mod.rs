@@ -1,6 +1,7 @@
 //! HTTP: warp routes for listings, playlists and segments; the only layer that knows about HTTP.
 
 mod error;
+mod metrics;
 mod pages;
 mod playlist;
 mod urls;
@@ -46,6 +47,11 @@ async fn handle(app: &App, method: &Method, path: &str) -> Result<Response<Bytes
     }
     match urls::route(path).ok_or(HttpError::NotFound)? {
         Route::Health => Ok(reply("text/plain; charset=utf-8", "no-store", "ok\n")),
+        Route::Metrics => Ok(reply(
+            "text/plain; version=0.0.4; charset=utf-8",
+            "no-store",
+            metrics::render(&app.registry),
+        )),
         Route::Folder(rel) => folder(app, &rel, path),
         Route::Playlist(rel) => {
             let stream = open(app, &rel)?;

@@ -11,8 +11,9 @@ const EXTINF_DECIMALS: usize = 3;
 /// Version 3 is the lowest that allows decimal EXTINF; no later tag is used.
 const VERSION: usize = 3;
 
-/// Renders `snapshot`. While the stream still holds its first segment the playlist is an EVENT
-/// playlist; once segments were dropped to stay within the memory budget it is a sliding window.
+/// Renders `snapshot`: a VOD playlist lists every segment and never changes. A growing playlist
+/// is an EVENT playlist while the stream still holds its first segment; once segments were
+/// dropped to stay within the memory budget it is a sliding window.
 pub fn render(snapshot: &Snapshot) -> String {
     // m3u8-rs keeps the precision in a process-wide setting; every writer here wants the same.
     WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
@@ -20,7 +21,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         version: Some(VERSION),
         target_duration: snapshot.target_duration,
         media_sequence: snapshot.first_sequence,
-        playlist_type: (snapshot.first_sequence == 0).then_some(MediaPlaylistType::Event),
+        playlist_type: if snapshot.vod {
+            Some(MediaPlaylistType::Vod)
+        } else {
+            (snapshot.first_sequence == 0).then_some(MediaPlaylistType::Event)
+        },
         independent_segments: true,
         end_list: snapshot.ended,
         segments: snapshot
@@ -48,6 +53,7 @@ mod tests {
 
     fn snapshot(first: u64, durations: &[f64], ended: bool) -> Snapshot {
         Snapshot {
+            vod: false,
             target_duration: 2,
             first_sequence: first,
             segments: durations
@@ -74,6 +80,16 @@ mod tests {
         let parsed = m3u8_rs::parse_media_playlist_res(done.as_bytes()).unwrap();
         assert_eq!(parsed.segments.len(), 4);
         assert!(parsed.end_list);
+    }
+
+    #[test]
+    fn vod_playlist_is_complete() {
+        let text = render(&Snapshot {
+            vod: true,
+            ..snapshot(0, &[2.0, 2.0, 0.75], true)
+        });
+        assert!(text.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"));
+        assert!(text.ends_with("#EXTINF:0.750,\n2.ts\n#EXT-X-ENDLIST\n"));
     }
 
     #[test]

@@ -43,6 +43,7 @@ pub enum Route {
     Playlist(RelPath),
     Segment(RelPath, u64),
     Health,
+    Metrics,
 }
 
 /// Decodes a raw request path once and routes it. `None` means 404: undecodable, hostile or unknown.
@@ -58,6 +59,9 @@ pub fn route(raw: &str) -> Option<Route> {
     }
     if path == "/healthz" {
         return Some(Route::Health);
+    }
+    if path == "/metrics" {
+        return Some(Route::Metrics);
     }
     if let Some(rest) = path.strip_prefix("/browse/") {
         return RelPath::parse(rest).map(Route::Folder);

@@ -6,59 +6,51 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use super::Stream;
-use crate::config::EncoderSettings;
+use crate::config::{EncoderSettings, StreamLimits as Limits};
 use crate::library::Source;
-use crate::transcode::{Transcode, TranscodeError};
 
 pub struct Registry {
     settings: EncoderSettings,
-    stream_memory: usize,
+    limits: Limits,
     streams: Mutex<HashMap<Source, Arc<Stream>>>,
 }
 
 impl Registry {
-    pub fn new(settings: EncoderSettings, stream_memory: usize) -> Registry {
+    pub fn new(settings: EncoderSettings, limits: Limits) -> Registry {
         Registry {
             settings,
-            stream_memory,
+            limits,
             streams: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The stream for `source`, started if needed. Never blocks: the pipeline is built on a
-    /// blocking thread and the stream reports its progress itself. Must be called within a
-    /// tokio runtime.
+    /// The stream for `source`, opened if needed. Never blocks: the probe runs on a blocking
+    /// thread and the stream reports its progress itself. Must be called within a tokio runtime.
     pub fn open(&self, source: &Source, name: &str) -> Arc<Stream> {
         let mut streams = self.streams.lock();
         if let Some(stream) = streams.get(source)
-            && !stream.failed_empty()
+            && !stream.failed()
         {
             return stream.clone();
         }
         let stream = Arc::new(Stream::new(
             name.to_owned(),
-            self.settings.segment,
-            self.stream_memory,
+            source.clone(),
+            self.settings.clone(),
+            self.limits,
         ));
         streams.insert(source.clone(), stream.clone());
         drop(streams);
 
-        tracing::info!(stream = %name, "starting stream");
-        let (starting, source, settings) = (stream.clone(), source.clone(), self.settings.clone());
-        tokio::task::spawn_blocking(move || {
-            // A panic while building must not leave viewers waiting on a stream that never ends.
-            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Transcode::start(&source, &settings, starting.output())
-            }));
-            match started {
-                Ok(Ok(transcode)) => starting.attach(transcode),
-                Ok(Err(err)) => starting.fail_to_start(err),
-                Err(_) => starting.fail_to_start(TranscodeError::Failed(
-                    "internal error while building the pipeline".into(),
-                )),
-            }
-        });
+        tracing::info!(stream = %name, "opening stream");
+        let preparing = stream.clone();
+        tokio::task::spawn_blocking(move || preparing.prepare());
         stream
+    }
+
+    /// Every stream, for status pages.
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        self.streams.lock().values().cloned().collect()
     }
 
     /// Stops every pipeline (at shutdown).

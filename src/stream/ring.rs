@@ -1,6 +1,6 @@
-//! A stream's segments in memory: consecutive sequence numbers under a byte budget.
+//! A stream's segments in memory, keyed by segment number, under a byte budget.
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -8,69 +8,108 @@ use bytes::Bytes;
 /// One finished segment as the HTTP layer needs it.
 #[derive(Debug, Clone)]
 pub struct Stored {
-    pub sequence: u64,
     pub duration: Duration,
     pub bytes: Bytes,
 }
 
-/// Segments `first..first + len`, oldest first. When the bytes held exceed the budget the oldest
-/// segments go; the newest one always stays, whatever its size.
+/// Which segments go first when the budget is exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Eviction {
+    /// Oldest (lowest-numbered) first: a growing playlist can only drop from its head.
+    Oldest,
+    /// By distance from the viewers at `positions`: segments behind every viewer first (furthest
+    /// behind first), then those far ahead of their nearest viewer; the `read_ahead` segments
+    /// from each viewer's position on go last.
+    Viewers { read_ahead: u64 },
+}
+
+/// Segments, possibly with gaps (runs start anywhere; evicted ones are made again on demand).
 #[derive(Debug)]
 pub struct Ring {
-    segments: VecDeque<Stored>,
+    segments: BTreeMap<u64, Stored>,
     bytes: usize,
     budget: usize,
-    /// Sequence number the next pushed segment must carry.
-    next: u64,
 }
 
 impl Ring {
     pub fn new(budget: usize) -> Ring {
         Ring {
-            segments: VecDeque::new(),
+            segments: BTreeMap::new(),
             bytes: 0,
             budget,
-            next: 0,
         }
     }
 
-    /// Appends a segment. Sequence numbers come from one segmenter and so are consecutive;
-    /// anything else is a bug upstream, so the ring renumbers rather than holding a gap.
-    pub fn push(&mut self, mut segment: Stored) {
-        debug_assert_eq!(segment.sequence, self.next);
-        segment.sequence = self.next;
-        self.next += 1;
-        self.bytes += segment.bytes.len();
-        self.segments.push_back(segment);
-        while self.bytes > self.budget && self.segments.len() > 1 {
-            if let Some(old) = self.segments.pop_front() {
+    /// Stores segment `k` (a second copy of a held segment is ignored: both runs cut the same
+    /// media time, and viewers may already hold the first), then evicts down to the budget,
+    /// never evicting `k` itself.
+    pub fn insert(&mut self, k: u64, stored: Stored, eviction: Eviction, positions: &[u64]) {
+        if self.segments.contains_key(&k) {
+            return;
+        }
+        self.bytes += stored.bytes.len();
+        self.segments.insert(k, stored);
+        while self.bytes > self.budget {
+            let Some(victim) = self.victim(k, eviction, positions) else {
+                break;
+            };
+            if let Some(old) = self.segments.remove(&victim) {
                 self.bytes -= old.bytes.len();
             }
         }
     }
 
-    pub fn get(&self, sequence: u64) -> Option<&Stored> {
-        let first = self.first_sequence();
-        let index = usize::try_from(sequence.checked_sub(first)?).ok()?;
-        self.segments.get(index)
+    fn victim(&self, keep: u64, eviction: Eviction, positions: &[u64]) -> Option<u64> {
+        let candidates = self.segments.keys().copied().filter(|k| *k != keep);
+        match eviction {
+            Eviction::Viewers { read_ahead } if !positions.is_empty() => {
+                candidates.max_by_key(|k| eviction_rank(*k, positions, read_ahead))
+            }
+            _ => candidates.min(),
+        }
     }
 
-    /// Sequence number of the oldest segment still held (equals `made()` when empty).
-    pub fn first_sequence(&self) -> u64 {
-        self.next - self.segments.len() as u64
+    pub fn get(&self, k: u64) -> Option<&Stored> {
+        self.segments.get(&k)
     }
 
-    /// How many segments were ever pushed.
-    pub fn made(&self) -> u64 {
-        self.next
+    #[cfg(test)]
+    pub fn contains(&self, k: u64) -> bool {
+        self.segments.contains_key(&k)
     }
 
     pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Stored> {
-        self.segments.iter()
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Segments from `from` on, as long as they are consecutive.
+    pub fn run_from(&self, from: u64) -> impl Iterator<Item = (u64, &Stored)> {
+        self.segments
+            .range(from..)
+            .zip(from..)
+            .take_while(|((k, _), expected)| **k == *expected)
+            .map(|((k, s), _)| (*k, s))
+    }
+
+    pub fn first(&self) -> Option<u64> {
+        self.segments.keys().next().copied()
+    }
+}
+
+/// Larger ranks are evicted first: (class, distance) with class 2 = behind every viewer,
+/// 1 = beyond a viewer's read-ahead, 0 = inside a viewer's read-ahead window.
+fn eviction_rank(k: u64, positions: &[u64], read_ahead: u64) -> (u8, u64) {
+    match positions.iter().copied().filter(|p| *p <= k).max() {
+        None => {
+            let nearest = positions.iter().copied().min().unwrap_or(k);
+            (2, nearest - k)
+        }
+        Some(p) if k - p <= read_ahead => (0, u64::MAX - (k - p)),
+        Some(p) => (1, k - p),
     }
 }
 
@@ -78,34 +117,57 @@ impl Ring {
 mod tests {
     use super::*;
 
-    fn seg(sequence: u64, len: usize) -> Stored {
+    fn seg(len: usize) -> Stored {
         Stored {
-            sequence,
             duration: Duration::from_secs(2),
             bytes: Bytes::from(vec![0u8; len]),
         }
     }
 
     #[test]
-    fn evicts_oldest_over_budget() {
+    fn oldest_first_keeps_a_consecutive_tail() {
         let mut ring = Ring::new(1000);
-        for i in 0..5 {
-            ring.push(seg(i, 300));
+        for k in 0..5 {
+            ring.insert(k, seg(300), Eviction::Oldest, &[]);
         }
-        assert_eq!(ring.made(), 5);
-        assert_eq!(ring.first_sequence(), 2);
+        assert_eq!(ring.first(), Some(2));
         assert_eq!(ring.bytes(), 900);
-        assert!(ring.get(1).is_none());
-        assert_eq!(ring.get(4).map(|s| s.sequence), Some(4));
-        assert!(ring.get(5).is_none());
+        assert_eq!(
+            ring.run_from(2).map(|(k, _)| k).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
     }
 
     #[test]
-    fn keeps_newest_even_if_too_big() {
-        let mut ring = Ring::new(100);
-        ring.push(seg(0, 50));
-        ring.push(seg(1, 500));
-        assert_eq!(ring.first_sequence(), 1);
+    fn viewers_keep_what_is_just_ahead_of_them() {
+        let eviction = Eviction::Viewers { read_ahead: 2 };
+        let mut ring = Ring::new(500);
+        // A viewer at 10; segments behind it, in its window, and far ahead.
+        for k in [5, 10, 11, 12, 30] {
+            ring.insert(k, seg(100), eviction, &[10]);
+        }
+        // One more makes 6 x 100 > 500: the segment behind the viewer goes first.
+        ring.insert(13, seg(100), eviction, &[10]);
+        assert!(!ring.contains(5));
+        // Then the one far ahead, before anything in the window.
+        ring.insert(14, seg(100), eviction, &[10]);
+        assert!(!ring.contains(30));
+        ring.insert(15, seg(100), eviction, &[10]);
+        // Only the window is left to take from: the furthest ahead of it goes (13 or 14, not 15).
+        assert!(ring.contains(10) && ring.contains(11) && ring.contains(12) && ring.contains(15));
+        assert!(!ring.contains(14));
         assert_eq!(ring.bytes(), 500);
+    }
+
+    #[test]
+    fn keeps_newest_even_if_too_big_and_ignores_duplicates() {
+        let mut ring = Ring::new(100);
+        ring.insert(0, seg(50), Eviction::Oldest, &[]);
+        ring.insert(1, seg(500), Eviction::Oldest, &[]);
+        assert_eq!(ring.first(), Some(1));
+        assert_eq!(ring.bytes(), 500);
+        ring.insert(1, seg(7), Eviction::Oldest, &[]);
+        assert_eq!(ring.bytes(), 500);
+        assert_eq!(ring.len(), 1);
     }
 }

@@ -6,8 +6,10 @@
 
 mod keyframes;
 mod pipeline;
+mod probe;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use gst::prelude::*;
 use parking_lot::Mutex;
@@ -15,9 +17,12 @@ use parking_lot::Mutex;
 use crate::config::EncoderSettings;
 use crate::library::Source;
 use crate::segmenter::{Segment, Segmenter};
+pub use probe::{DEMO_DURATION, PROBE_TIMEOUT, Probe, probe};
 
 /// Name of the application message that asks the bus thread to stop the pipeline.
 const STOP_MESSAGE: &str = "hlss-stop";
+/// Longest a run that starts mid-file may take to preroll before it seeks.
+const PREROLL_TIMEOUT: gst::ClockTime = gst::ClockTime::from_seconds(10);
 
 /// Why a transcode could not start or did not finish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,8 +35,9 @@ pub enum TranscodeError {
     Failed(String),
 }
 
-/// Where a running transcode delivers its results. Implementations must not block for long:
-/// `segment` runs on GStreamer's streaming thread.
+/// Where a running transcode delivers its results. `segment` runs on GStreamer's streaming thread;
+/// blocking there pauses the pipeline (that is how a stream throttles a run), so an
+/// implementation that blocks must return once the owner has decided to stop the transcode.
 pub trait Output: Send + Sync + 'static {
     fn segment(&self, segment: Segment);
     /// Called exactly once, after the last segment.
@@ -44,13 +50,18 @@ pub struct Transcode {
 }
 
 impl Transcode {
-    /// Builds and starts a pipeline for `source`. Blocking: call off the async runtime.
+    /// Builds and starts a pipeline for `source` from media time `at` (a segment boundary).
+    /// Output timestamps carry media time whatever `at` is, so runs splice. Blocking: call off
+    /// the async runtime.
     pub fn start(
         source: &Source,
         settings: &EncoderSettings,
+        at: Duration,
         output: Arc<dyn Output>,
     ) -> Result<Transcode, TranscodeError> {
-        let graph = pipeline::build(source, settings)?;
+        let offset =
+            gst::ClockTime::from_nseconds(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX));
+        let graph = pipeline::build(source, settings, offset)?;
         let segmenter = Arc::new(Mutex::new(Segmenter::new(settings.segment)));
 
         let (feed_segmenter, feed_output) = (segmenter.clone(), output.clone());
@@ -90,13 +101,55 @@ impl Transcode {
             .spawn(move || watch_bus(&bus, &pipeline, &segmenter, output.as_ref()))
             .map_err(|err| TranscodeError::Failed(format!("cannot start bus thread: {err}")))?;
 
-        if let Err(err) = graph.pipeline.set_state(gst::State::Playing) {
+        let transcode = Transcode {
+            pipeline: graph.pipeline,
+        };
+        // The demo is endless test sources: the seek's stop position is what ends it.
+        let stop = matches!(source, Source::Demo).then(|| {
+            gst::ClockTime::from_nseconds(
+                u64::try_from(DEMO_DURATION.as_nanos()).unwrap_or(u64::MAX),
+            )
+        });
+        if offset > gst::ClockTime::ZERO || stop.is_some() {
+            transcode.seek(offset, stop)?;
+        }
+        if let Err(err) = transcode.pipeline.set_state(gst::State::Playing) {
             // The bus carries the real reason; the bus thread reports it through `end`.
             tracing::debug!("set_state(Playing) failed: {err}");
         }
-        Ok(Transcode {
-            pipeline: graph.pipeline,
-        })
+        Ok(transcode)
+    }
+
+    /// Prerolls and seeks to `start` (accurately, so the first frame is the segment boundary).
+    /// Decoders can only seek once data flows, hence the preroll in PAUSED first; the preroll
+    /// buffer never reaches the segmenter (appsink hands it out only in PLAYING, after the
+    /// flush has dropped it).
+    fn seek(
+        &self,
+        start: gst::ClockTime,
+        stop: Option<gst::ClockTime>,
+    ) -> Result<(), TranscodeError> {
+        let _ = self.pipeline.set_state(gst::State::Paused);
+        let (prerolled, _, _) = self.pipeline.state(PREROLL_TIMEOUT);
+        if prerolled.is_err() {
+            // A failed preroll posted its error on the bus; the bus thread reports it.
+            return Ok(());
+        }
+        let stop_type = if stop.is_some() {
+            gst::SeekType::Set
+        } else {
+            gst::SeekType::None
+        };
+        self.pipeline
+            .seek(
+                1.0,
+                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                gst::SeekType::Set,
+                Some(start),
+                stop_type,
+                stop,
+            )
+            .map_err(|_| TranscodeError::Failed("the source cannot seek".into()))
     }
 
     /// Asks the pipeline to stop; the bus thread sets it to NULL and calls `Output::end`.
@@ -127,7 +180,7 @@ fn watch_bus(
         };
         match message.view() {
             MessageView::Eos(_) => break Ok(true),
-            MessageView::Error(err) => break Err(classify(err)),
+            MessageView::Error(err) => break Err(bus_error(err)),
             MessageView::Warning(warning) => {
                 tracing::warn!("GStreamer warning: {}", warning.error());
             }
@@ -151,12 +204,15 @@ fn watch_bus(
     output.end(result.map(|_| ()));
 }
 
-/// Sorts GStreamer errors into "this is not media we can play" and "something broke".
-fn classify(err: &gst::message::Error) -> TranscodeError {
-    let error = err.error();
-    let reason = error.message().trim_end_matches('.').to_owned();
+fn bus_error(err: &gst::message::Error) -> TranscodeError {
     let details = err.debug().map(|d| d.to_string()).unwrap_or_default();
-    tracing::debug!("pipeline error: {reason} ({details})");
+    tracing::debug!("pipeline error: {} ({details})", err.error());
+    classify(&err.error())
+}
+
+/// Sorts GStreamer errors into "this is not media we can play" and "something broke".
+fn classify(error: &gst::glib::Error) -> TranscodeError {
+    let reason = error.message().trim_end_matches('.').to_owned();
     let not_media = matches!(
         error.kind::<gst::StreamError>(),
         Some(

@@ -9,8 +9,6 @@ use super::{TranscodeError, keyframes};
 use crate::config::EncoderSettings;
 use crate::library::Source;
 
-/// Frames of the demo source: one minute at 30 fps.
-const DEMO_FRAMES: u64 = 60 * 30;
 /// Output sample rate; every AAC decoder handles it and it avoids odd source rates.
 const AUDIO_RATE: i32 = 48_000;
 
@@ -25,8 +23,18 @@ fn make(factory: &'static str) -> Result<gst::Element, TranscodeError> {
         .map_err(|_| TranscodeError::MissingElement(factory))
 }
 
-/// Builds the pipeline for `source` without starting it.
-pub(super) fn build(source: &Source, settings: &EncoderSettings) -> Result<Graph, TranscodeError> {
+/// Builds the pipeline for `source` without starting it. `offset` is added to the running time of
+/// every decoded stream: a run that seeks to `offset` then carries media time into the muxer, so
+/// its segments get the same timestamps as a run from the start.
+pub(super) fn build(
+    source: &Source,
+    settings: &EncoderSettings,
+    offset: gst::ClockTime,
+) -> Result<Graph, TranscodeError> {
+    let branch = Branch {
+        settings: settings.clone(),
+        offset,
+    };
     let pipeline = gst::Pipeline::new();
     let mux = gst::ElementFactory::make("mpegtsmux")
         .build()
@@ -41,8 +49,8 @@ pub(super) fn build(source: &Source, settings: &EncoderSettings) -> Result<Graph
     mux.link(&appsink).map_err(failed)?;
 
     match source {
-        Source::Demo => build_demo(&pipeline, &mux, settings)?,
-        Source::File(path) => build_file(&pipeline, &mux, settings, path)?,
+        Source::Demo => build_demo(&pipeline, &mux, &branch)?,
+        Source::File(path) => build_file(&pipeline, &mux, branch, path)?,
     }
     Ok(Graph { pipeline, appsink })
 }
@@ -51,18 +59,21 @@ fn failed(err: impl std::fmt::Display) -> TranscodeError {
     TranscodeError::Failed(err.to_string())
 }
 
+/// How every encoding branch of one pipeline is set up.
+#[derive(Clone)]
+struct Branch {
+    settings: EncoderSettings,
+    offset: gst::ClockTime,
+}
+
 fn build_demo(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
-    settings: &EncoderSettings,
+    branch: &Branch,
 ) -> Result<(), TranscodeError> {
     let (width, height) = (1280, 720);
     let video = gst::ElementFactory::make("videotestsrc")
         .property_from_str("pattern", "smpte")
-        .property(
-            "num-buffers",
-            i32::try_from(DEMO_FRAMES).unwrap_or(i32::MAX),
-        )
         .build()
         .map_err(|_| TranscodeError::MissingElement("videotestsrc"))?;
     let video_caps = gst::ElementFactory::make("capsfilter")
@@ -76,16 +87,12 @@ fn build_demo(
         )
         .build()
         .map_err(|_| TranscodeError::MissingElement("capsfilter"))?;
-    // One audio buffer per video frame, so both sources end at the same media time.
+    // The demo ends where the start-up seek's stop position says (see `Transcode::start`).
     let audio = gst::ElementFactory::make("audiotestsrc")
         .property_from_str("wave", "sine")
         .property("freq", 440.0f64)
         .property("volume", 0.3f64)
         .property("samplesperbuffer", AUDIO_RATE / 30)
-        .property(
-            "num-buffers",
-            i32::try_from(DEMO_FRAMES).unwrap_or(i32::MAX),
-        )
         .build()
         .map_err(|_| TranscodeError::MissingElement("audiotestsrc"))?;
     pipeline
@@ -112,13 +119,13 @@ fn build_demo(
         .field("width", width)
         .field("height", height)
         .build();
-    let vsink = video_branch(pipeline, mux, settings, Some(&video_caps))?;
+    let vsink = video_branch(pipeline, mux, branch, Some(&video_caps))?;
     video_out
         .static_pad("src")
         .ok_or_else(|| failed("demo video source has no src pad"))?
         .link(&vsink)
         .map_err(failed)?;
-    let asink = audio_branch(pipeline, mux, settings)?;
+    let asink = audio_branch(pipeline, mux, branch)?;
     audio
         .static_pad("src")
         .ok_or_else(|| failed("audiotestsrc has no src pad"))?
@@ -137,7 +144,7 @@ struct Linked {
 fn build_file(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
-    settings: &EncoderSettings,
+    branch: Branch,
     path: &std::path::Path,
 ) -> Result<(), TranscodeError> {
     let uri = gst::glib::filename_to_uri(path, None).map_err(failed)?;
@@ -150,13 +157,12 @@ fn build_file(
     let linked = Arc::new(Mutex::new(Linked::default()));
     let weak_pipeline = pipeline.downgrade();
     let weak_mux = mux.downgrade();
-    let settings = settings.clone();
     let on_pad = linked.clone();
     decode.connect_pad_added(move |decode, pad| {
         let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
             return;
         };
-        if let Err(err) = link_decoded(&pipeline, &mux, &settings, pad, &on_pad) {
+        if let Err(err) = link_decoded(&pipeline, &mux, &branch, pad, &on_pad) {
             gst::element_error!(
                 decode,
                 gst::CoreError::Negotiation,
@@ -183,7 +189,7 @@ fn build_file(
 fn link_decoded(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
-    settings: &EncoderSettings,
+    branch: &Branch,
     pad: &gst::Pad,
     linked: &Mutex<Linked>,
 ) -> Result<(), TranscodeError> {
@@ -195,10 +201,10 @@ fn link_decoded(
     let mut linked = linked.lock();
     let sink = if media.starts_with("video/") && !linked.video {
         linked.video = true;
-        video_branch(pipeline, mux, settings, Some(&caps))?
+        video_branch(pipeline, mux, branch, Some(&caps))?
     } else if media.starts_with("audio/") && !linked.audio {
         linked.audio = true;
-        audio_branch(pipeline, mux, settings)?
+        audio_branch(pipeline, mux, branch)?
     } else {
         // Extra tracks, subtitles: consumed so decodebin never sees not-linked.
         let sink = gst::ElementFactory::make("fakesink")
@@ -220,6 +226,7 @@ fn link_decoded(
 fn add_chain(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
+    branch: &Branch,
     elements: &[gst::Element],
 ) -> Result<gst::Pad, TranscodeError> {
     pipeline.add_many(elements).map_err(failed)?;
@@ -229,19 +236,22 @@ fn add_chain(
     for element in elements {
         element.sync_state_with_parent().map_err(failed)?;
     }
-    elements
+    let sink = elements
         .first()
         .and_then(|e| e.static_pad("sink"))
-        .ok_or_else(|| failed("branch has no sink pad"))
+        .ok_or_else(|| failed("branch has no sink pad"))?;
+    sink.set_offset(i64::try_from(branch.offset.nseconds()).unwrap_or(i64::MAX));
+    Ok(sink)
 }
 
 /// queue → videoconvert → videoscale → capsfilter → x264enc → h264parse → mux
 fn video_branch(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
-    settings: &EncoderSettings,
+    branch: &Branch,
     caps: Option<&gst::CapsRef>,
 ) -> Result<gst::Pad, TranscodeError> {
+    let settings = &branch.settings;
     let mut out_caps = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
@@ -275,7 +285,7 @@ fn video_branch(
         encoder,
         parse,
     ];
-    let sink = add_chain(pipeline, mux, &elements)?;
+    let sink = add_chain(pipeline, mux, branch, &elements)?;
     if let Some(src) = capsfilter.static_pad("src") {
         keyframes::force_at_boundaries(&src, gst::ClockTime::from_nseconds(segment_ns(settings)));
     }
@@ -290,8 +300,9 @@ fn segment_ns(settings: &EncoderSettings) -> u64 {
 fn audio_branch(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
-    settings: &EncoderSettings,
+    branch: &Branch,
 ) -> Result<gst::Pad, TranscodeError> {
+    let settings = &branch.settings;
     let capsfilter = gst::ElementFactory::make("capsfilter")
         .property(
             "caps",
@@ -321,7 +332,7 @@ fn audio_branch(
         encoder,
         make("aacparse")?,
     ];
-    add_chain(pipeline, mux, &elements)
+    add_chain(pipeline, mux, branch, &elements)
 }
 
 /// The encoded size for decoded `caps`: square pixels, at most `max_height` tall, even

@@ -1,0 +1,218 @@
+//! Test media made with ffmpeg once per recipe and cached under cargo's test temp dir.
+
+use std::collections::hash_map::DefaultHasher;
+use std::fs;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A file in the media tree and the streams it has.
+#[derive(Debug, Clone, Copy)]
+pub struct Clip {
+    /// Path relative to [`media_root`], `/`-separated.
+    pub rel: &'static str,
+    pub video: bool,
+    pub audio: bool,
+}
+
+/// Length of every generated clip: long enough for several 1 s and 2 s segments, short enough to be quick.
+pub const CLIP_SECONDS: u32 = 6;
+
+pub const MP4: Clip = Clip {
+    rel: "clip.mp4",
+    video: true,
+    audio: true,
+};
+pub const WEBM: Clip = Clip {
+    rel: "clip.webm",
+    video: true,
+    audio: true,
+};
+pub const AUDIO_ONLY: Clip = Clip {
+    rel: "song.mp3",
+    video: false,
+    audio: true,
+};
+pub const VIDEO_ONLY: Clip = Clip {
+    rel: "silent.mkv",
+    video: true,
+    audio: false,
+};
+/// Spaces, non-ASCII, `&`, `<`, `>` and quotes: everything a listing must escape and a URL must encode.
+pub const AWKWARD: Clip = Clip {
+    rel: "Sub Dir & ü/it's <a> \"clip\".mp4",
+    video: true,
+    audio: true,
+};
+pub const AWKWARD_DIR: &str = "Sub Dir & ü";
+/// A folder whose name sorts after every file, to show that folders are listed first.
+pub const LAST_DIR: &str = "zz last";
+pub const HIDDEN: &str = ".hidden.mp4";
+/// Text with a media extension: the server has to find out from the content.
+pub const NOT_MEDIA: &str = "notmedia.mp4";
+/// Natural sort puts `ep2` before `ep10`; byte order would not.
+pub const EP2: &str = "ep2.mp4";
+pub const EP10: &str = "ep10.mp4";
+
+/// How each generated file is made: its path and the ffmpeg arguments between `-y` and the output.
+fn recipes() -> Vec<(&'static str, Vec<String>)> {
+    let s = CLIP_SECONDS;
+    let video = format!("testsrc2=size=320x240:rate=25:duration={s}");
+    let audio = format!("sine=frequency=440:sample_rate=48000:duration={s}");
+    let x264 = "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 25";
+    let args = |inputs: &[&str], codecs: &str| -> Vec<String> {
+        let mut v = Vec::new();
+        for input in inputs {
+            v.extend(["-f", "lavfi", "-i", input].map(String::from));
+        }
+        v.extend(codecs.split_whitespace().map(String::from));
+        v
+    };
+    vec![
+        (
+            MP4.rel,
+            args(
+                &[&video, &audio],
+                &format!("{x264} -c:a aac -b:a 96k -shortest"),
+            ),
+        ),
+        (
+            WEBM.rel,
+            args(
+                &[&video, &audio],
+                "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -row-mt 1 -b:v 400k \
+                 -pix_fmt yuv420p -c:a libopus -b:a 64k -shortest",
+            ),
+        ),
+        (AUDIO_ONLY.rel, args(&[&audio], "-c:a libmp3lame -b:a 128k")),
+        (VIDEO_ONLY.rel, args(&[&video], x264)),
+    ]
+}
+
+/// Files that are copies of [`MP4`]: content does not matter for them, only names and places.
+const COPIES_OF_MP4: [&str; 5] = [AWKWARD.rel, HIDDEN, EP2, EP10, "zz last/inner.mp4"];
+
+const NOT_MEDIA_TEXT: &str = "This is a text file, not a video.\n";
+
+/// The media tree, generated on first use. Cached across runs in a folder named after a hash of the
+/// recipes, so that changing a recipe regenerates; built in a scratch folder and renamed into place,
+/// so that concurrent test processes never see half a tree.
+pub fn media_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let recipes = recipes();
+        let mut hasher = DefaultHasher::new();
+        (&recipes, COPIES_OF_MP4, NOT_MEDIA_TEXT).hash(&mut hasher);
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let root = parent.join(format!("media-{:016x}", hasher.finish()));
+        if root.is_dir() {
+            return root;
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix("media-tmp-")
+            .tempdir_in(parent)
+            .expect("create scratch folder for media");
+        generate(scratch.path(), &recipes);
+        if fs::rename(scratch.path(), &root).is_ok() {
+            // Renamed away: nothing left for the TempDir to clean up.
+            let _ = scratch.keep();
+        } else {
+            assert!(root.is_dir(), "cannot move generated media to {root:?}");
+        }
+        root
+    })
+}
+
+fn generate(dir: &Path, recipes: &[(&str, Vec<String>)]) {
+    for (rel, args) in recipes {
+        let out = dir.join(rel);
+        let output = Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-v", "error", "-y"])
+            .args(args)
+            .arg(&out)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run ffmpeg (is it installed?): {e}"));
+        assert!(
+            output.status.success(),
+            "ffmpeg failed to make {rel}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    for rel in COPIES_OF_MP4 {
+        let out = dir.join(rel);
+        fs::create_dir_all(out.parent().expect("has a parent")).expect("create folder");
+        fs::copy(dir.join(MP4.rel), &out).unwrap_or_else(|e| panic!("copy to {out:?}: {e}"));
+    }
+    fs::write(dir.join(NOT_MEDIA), NOT_MEDIA_TEXT).expect("write text file");
+}
+
+/// Length of the long clip, for seeking and memory tests: over ten minutes.
+pub const LONG_SECONDS: u32 = 630;
+/// Name of the long clip inside [`long_root`].
+pub const LONG: &str = "long.mp4";
+
+/// A folder holding one [`LONG_SECONDS`] clip (small picture, so it is quick to make and to
+/// transcode), generated on first use and cached like [`media_root`].
+pub fn long_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let s = LONG_SECONDS;
+        let recipe = vec![(
+            LONG,
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("testsrc2=size=320x240:rate=15:duration={s}"),
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("sine=frequency=500:sample_rate=48000:duration={s}"),
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "150",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-shortest",
+            ]
+            .map(String::from)
+            .to_vec(),
+        )];
+        let mut hasher = DefaultHasher::new();
+        recipe.hash(&mut hasher);
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        let root = parent.join(format!("long-{:016x}", hasher.finish()));
+        if root.is_dir() {
+            return root;
+        }
+        let scratch = tempfile::Builder::new()
+            .prefix("long-tmp-")
+            .tempdir_in(parent)
+            .expect("create scratch folder for media");
+        for (rel, args) in &recipe {
+            let output = Command::new("ffmpeg")
+                .args(["-nostdin", "-hide_banner", "-v", "error", "-y"])
+                .args(args)
+                .arg(scratch.path().join(rel))
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run ffmpeg (is it installed?): {e}"));
+            assert!(
+                output.status.success(),
+                "ffmpeg failed to make {rel}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        if fs::rename(scratch.path(), &root).is_ok() {
+            let _ = scratch.keep();
+        } else {
+            assert!(root.is_dir(), "cannot move generated media to {root:?}");
+        }
+        root
+    })
+}

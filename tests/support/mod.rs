@@ -1,0 +1,198 @@
+//! Shared helpers for the end-to-end tests: server process, HTTP, media fixtures, HLS/TS checks, clients.
+// Every test binary compiles this module but uses a different subset of it.
+#![allow(dead_code)]
+
+pub mod hls;
+pub mod http;
+pub mod listing;
+pub mod media;
+pub mod server;
+pub mod tools;
+pub mod ts;
+
+use std::time::Duration;
+
+pub use media::{Clip, media_root};
+pub use server::Server;
+
+/// How far a measured duration (playlist sum, decoded by a client) may stray from the source's.
+pub const DURATION_TOLERANCE: f64 = 0.5;
+
+/// Bound on waiting for a stream to be transcoded to the end (`#EXT-X-ENDLIST`).
+pub const STREAM_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How far a VOD segment's `#EXTINF` may stray from its real span, and its first PTS from `k * T`.
+pub const SPAN_TOLERANCE: f64 = 0.1;
+
+/// Which playlist the server was started to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The default: complete at once, segments made on demand.
+    Vod,
+    /// `--playlist event`: grows while the transcode runs.
+    Event,
+}
+
+impl Kind {
+    pub fn tag(self) -> &'static str {
+        match self {
+            Kind::Vod => "VOD",
+            Kind::Event => "EVENT",
+        }
+    }
+}
+
+/// Seconds between two 33-bit PTS values.
+pub fn pts_delta(from: u64, to: u64) -> f64 {
+    (to.wrapping_sub(from) & ((1 << 33) - 1)) as f64 / 90_000.0
+}
+
+/// Plays one file through the server the way a player would, checking every step against RFC 8216 and
+/// the server's contract: playlist growth until `#EXT-X-ENDLIST`, every segment's TS structure, the
+/// concatenated segments, and full playback with GStreamer and ffmpeg within [`DURATION_TOLERANCE`].
+///
+/// `segment_duration` is the value the server was started with (2 s when not given).
+pub fn check_stream(
+    server: &Server,
+    playlist_href: &str,
+    clip: &Clip,
+    segment_duration: f64,
+    kind: Kind,
+) {
+    let source = media_root().join(clip.rel);
+    let source_duration = tools::probe_duration(&source);
+    let playlist_url = server.url(playlist_href);
+    let ctx = |what: &str, e: String| format!("{what} for {} ({playlist_url}): {e}", clip.rel);
+
+    let (playlist, versions) = hls::poll_until_ended(&playlist_url, kind.tag(), STREAM_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{}", ctx("playlist", e)));
+    hls::check_final(&playlist, source_duration, segment_duration)
+        .unwrap_or_else(|e| panic!("{}", ctx("final playlist", e)));
+
+    let base = playlist_url
+        .strip_suffix("index.m3u8")
+        .expect("playlist URL ends with index.m3u8");
+    let mut segments = Vec::with_capacity(playlist.segments.len());
+    let mut first_pts = Vec::with_capacity(playlist.segments.len());
+    for segment in &playlist.segments {
+        let url = format!("{base}{}", segment.uri);
+        let bytes = ts::fetch_segment(&url).unwrap_or_else(|e| panic!("{}", ctx(&url, e)));
+        let info = ts::check_segment(&bytes, clip.video)
+            .unwrap_or_else(|e| panic!("{}", ctx(&format!("segment {url}"), e)));
+        first_pts.push(info.first_pts);
+        segments.push(bytes);
+    }
+    if kind == Kind::Vod {
+        check_vod_timing(&playlist, &first_pts, segment_duration)
+            .unwrap_or_else(|e| panic!("{}", ctx("VOD timing", e)));
+    }
+    tools::check_concatenated(&segments, clip.video, clip.audio)
+        .unwrap_or_else(|e| panic!("{}", ctx("concatenated segments", e)));
+
+    let gst = tools::gst_play(&playlist_url).unwrap_or_else(|e| panic!("{}", ctx("GStreamer", e)));
+    check_gst(&gst, clip, source_duration).unwrap_or_else(|e| panic!("{}", ctx("GStreamer", e)));
+
+    let ff = tools::ffmpeg_play(&playlist_url).unwrap_or_else(|e| panic!("{}", ctx("ffmpeg", e)));
+    let ff_source = tools::ffmpeg_play(&source.to_string_lossy())
+        .unwrap_or_else(|e| panic!("{}", ctx("ffmpeg on the source file", e)));
+    check_ffmpeg(&ff, &ff_source, source_duration)
+        .unwrap_or_else(|e| panic!("{}", ctx("ffmpeg", e)));
+
+    // Shown with --nocapture: how close each measure came, to see margins shrink before they fail.
+    eprintln!(
+        "{}: {} segments, target {} s, segment counts seen while polling {:?}; source \
+         {source_duration:.3} s, playlist {:.3} s, GStreamer {gst:?}, ffmpeg {ff:?} (source file: \
+         {ff_source:?})",
+        clip.rel,
+        playlist.segments.len(),
+        playlist.target_duration,
+        versions
+            .iter()
+            .map(|v| v.segments.len())
+            .collect::<Vec<_>>(),
+        playlist.total_duration(),
+    );
+}
+
+/// A VOD playlist promises segment `k` covers `[k*T, (k+1)*T)`: its first PTS must be `k*T` after
+/// segment 0's, and each `#EXTINF` must match the span to the next segment's first PTS.
+pub fn check_vod_timing(
+    playlist: &hls::Playlist,
+    first_pts: &[Option<u64>],
+    segment_duration: f64,
+) -> Result<(), String> {
+    let pts: Vec<u64> = first_pts
+        .iter()
+        .enumerate()
+        .map(|(k, p)| p.ok_or(format!("segment {k} has no PTS")))
+        .collect::<Result<_, _>>()?;
+    let origin = pts[0];
+    for (k, segment) in playlist.segments.iter().enumerate() {
+        let start = pts_delta(origin, pts[k]);
+        let planned = k as f64 * segment_duration;
+        if (start - planned).abs() > SPAN_TOLERANCE {
+            return Err(format!(
+                "segment {k} starts {start:.3} s after segment 0, planned {planned:.3} s"
+            ));
+        }
+        if let Some(next) = pts.get(k + 1) {
+            let span = pts_delta(pts[k], *next);
+            if (span - segment.duration).abs() > SPAN_TOLERANCE {
+                return Err(format!(
+                    "segment {k}: #EXTINF:{} but it spans {span:.3} s",
+                    segment.duration_text
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// GStreamer must have decoded exactly the kinds of streams the source has, each spanning about as
+/// long as the source. Gaps inside are left to ffmpeg's frame count (see [`tools::Track`]).
+pub fn check_gst(played: &tools::GstPlayed, clip: &Clip, source: f64) -> Result<(), String> {
+    for (kind, expected, track) in [
+        ("video", clip.video, played.video),
+        ("audio", clip.audio, played.audio),
+    ] {
+        match (expected, track) {
+            (true, Some(t)) => check_duration(&format!("{kind} span"), t.span, source)?,
+            (true, None) => return Err(format!("no {kind} reached the sink")),
+            (false, Some(t)) => {
+                return Err(format!("{kind} from a file without {kind}: {t:?}"));
+            }
+            (false, None) => {}
+        }
+    }
+    Ok(())
+}
+
+/// ffmpeg's decoded duration must match the source's, and it must have decoded about as many video
+/// frames from the stream as from the source file itself.
+pub fn check_ffmpeg(
+    stream: &tools::FfmpegPlayed,
+    source: &tools::FfmpegPlayed,
+    source_duration: f64,
+) -> Result<(), String> {
+    check_duration("decoded duration", stream.duration, source_duration)?;
+    let fps = source.video_frames as f64 / source_duration;
+    let allowed = (fps * DURATION_TOLERANCE).ceil() as u64;
+    if stream.video_frames.abs_diff(source.video_frames) > allowed {
+        return Err(format!(
+            "decoded {} video frames from the stream but {} from the source (tolerance {allowed})",
+            stream.video_frames, source.video_frames
+        ));
+    }
+    Ok(())
+}
+
+/// Compares a measured duration with the source's.
+pub fn check_duration(what: &str, measured: f64, source: f64) -> Result<(), String> {
+    if (measured - source).abs() <= DURATION_TOLERANCE {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} is {measured:.3} s but the source lasts {source:.3} s (tolerance {DURATION_TOLERANCE} s)"
+        ))
+    }
+}
