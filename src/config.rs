@@ -92,6 +92,29 @@ pub struct Cli {
     )]
     pub stream_memory: u64,
 
+    /// Most transcodes (pipelines) running at once, over all streams; beyond it a new stream gets
+    /// 503 with Retry-After unless an idle stream can give up its place. Default: CPU cores.
+    #[arg(long, env = "HLSS_MAX_TRANSCODES", value_name = "N")]
+    pub max_transcodes: Option<usize>,
+
+    /// Memory all streams together may hold in segments, in MiB.
+    #[arg(
+        long,
+        env = "HLSS_MEMORY_BUDGET",
+        default_value_t = 1024,
+        value_name = "MIB"
+    )]
+    pub memory_budget: u64,
+
+    /// Seconds after which a stream nobody requested anything of is closed and its memory freed.
+    #[arg(
+        long,
+        env = "HLSS_IDLE_TIMEOUT",
+        default_value_t = 60,
+        value_name = "SECS"
+    )]
+    pub idle_timeout: u64,
+
     /// Segments a transcode may run ahead of the furthest viewer before it pauses.
     #[arg(
         long,
@@ -100,6 +123,21 @@ pub struct Cli {
         value_name = "SEGMENTS"
     )]
     pub read_ahead: u64,
+
+    /// `Access-Control-Allow-Origin` sent with playlists, segments and hls.js, so players on other
+    /// origins can use them: `*`, one origin such as `https://dash.example`, or `none` to send none.
+    #[arg(
+        long,
+        env = "HLSS_CORS_ORIGIN",
+        default_value = "*",
+        value_name = "ORIGIN"
+    )]
+    pub cors_origin: String,
+
+    /// Where player pages load hls.js from. Default: the copy built into hlss, served at
+    /// /assets/hls.min.js; a build made without npm uses a public CDN copy of the pinned version.
+    #[arg(long, env = "HLSS_HLSJS_URL", value_name = "URL")]
+    pub hlsjs_url: Option<String>,
 }
 
 /// How playlists are served.
@@ -162,6 +200,15 @@ pub struct EncoderSettings {
     pub segment: Duration,
 }
 
+/// What browsers are told: CORS and where the player page gets hls.js.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSettings {
+    /// Value of `Access-Control-Allow-Origin`; `None` sends no CORS headers.
+    pub cors_origin: Option<String>,
+    /// hls.js URL given with `--hlsjs-url`; `None` means the embedded copy (or the CDN fallback).
+    pub hlsjs_url: Option<String>,
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -169,6 +216,11 @@ pub struct Config {
     pub path: Option<PathBuf>,
     pub encoder: EncoderSettings,
     pub stream: StreamLimits,
+    pub web: WebSettings,
+    pub max_transcodes: usize,
+    /// Bytes of segments all streams together may hold.
+    pub memory_budget: usize,
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -187,6 +239,18 @@ pub enum ConfigError {
     StreamMemory(u64),
     #[error("--read-ahead must be between 1 and 1000 segments, got {0}")]
     ReadAhead(u64),
+    #[error("--max-transcodes must be at least 1")]
+    MaxTranscodes,
+    #[error("--memory-budget must be at least 16 MiB, got {0}")]
+    MemoryBudget(u64),
+    #[error("--idle-timeout must be between 1 and 86400 seconds, got {0}")]
+    IdleTimeout(u64),
+    #[error("--cors-origin must be `*`, `none` or an origin like https://host:port, got {0:?}")]
+    CorsOrigin(String),
+    #[error(
+        "--hlsjs-url must be an http(s) URL or an absolute path without spaces, quotes, `;` or `,`, got {0:?}"
+    )]
+    HlsjsUrl(String),
 }
 
 impl TryFrom<Cli> for Config {
@@ -212,6 +276,20 @@ impl TryFrom<Cli> for Config {
         if !(1..=1000).contains(&cli.read_ahead) {
             return Err(ConfigError::ReadAhead(cli.read_ahead));
         }
+        let max_transcodes = cli.max_transcodes.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        if max_transcodes == 0 {
+            return Err(ConfigError::MaxTranscodes);
+        }
+        if cli.memory_budget < 16 {
+            return Err(ConfigError::MemoryBudget(cli.memory_budget));
+        }
+        if !(1..=86_400).contains(&cli.idle_timeout) {
+            return Err(ConfigError::IdleTimeout(cli.idle_timeout));
+        }
+        let mib = |v: u64| usize::try_from(v.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let web = web_settings(cli.cors_origin, cli.hlsjs_url)?;
         Ok(Config {
             listen: cli.listen,
             path: cli.path,
@@ -224,12 +302,56 @@ impl TryFrom<Cli> for Config {
             },
             stream: StreamLimits {
                 mode: cli.playlist,
-                memory: usize::try_from(cli.stream_memory.saturating_mul(1 << 20))
-                    .unwrap_or(usize::MAX),
+                memory: mib(cli.stream_memory),
                 read_ahead: cli.read_ahead,
             },
+            max_transcodes,
+            memory_budget: mib(cli.memory_budget),
+            idle_timeout: Duration::from_secs(cli.idle_timeout),
+            web,
         })
     }
+}
+
+/// Checks the browser-facing options. Both end up in headers (and the URL in a
+/// Content-Security-Policy), so anything that could break out of a header value or a CSP source
+/// list is refused.
+fn web_settings(cors: String, hlsjs: Option<String>) -> Result<WebSettings, ConfigError> {
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_graphic() && !b"\"';,<>\\`".contains(&b))
+    };
+    let cors_origin = match cors.trim() {
+        "none" | "" => None,
+        "*" => Some("*".to_owned()),
+        origin
+            if plain(origin)
+                && origin
+                    .strip_prefix("http://")
+                    .or_else(|| origin.strip_prefix("https://"))
+                    .is_some_and(|host| !host.is_empty() && !host.contains('/')) =>
+        {
+            Some(origin.to_owned())
+        }
+        _ => return Err(ConfigError::CorsOrigin(cors)),
+    };
+    let hlsjs_url = match hlsjs {
+        Some(url)
+            if plain(&url)
+                && (url.starts_with("http://")
+                    || url.starts_with("https://")
+                    || (url.starts_with('/') && !url.starts_with("//"))) =>
+        {
+            Some(url)
+        }
+        Some(url) => return Err(ConfigError::HlsjsUrl(url)),
+        None => None,
+    };
+    Ok(WebSettings {
+        cors_origin,
+        hlsjs_url,
+    })
 }
 
 #[cfg(test)]
@@ -262,6 +384,54 @@ mod tests {
             ConfigError::MaxHeight(1)
         );
         assert!(parse(&["--segment-duration", "NaN"]).is_err());
+    }
+
+    #[test]
+    fn web_options() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.web.cors_origin.as_deref(), Some("*"));
+        assert_eq!(config.web.hlsjs_url, None);
+        let config = parse(&[
+            "--cors-origin",
+            "https://dash.example:8443",
+            "--hlsjs-url",
+            "/static/hls.min.js",
+        ])
+        .unwrap();
+        assert_eq!(
+            config.web.cors_origin.as_deref(),
+            Some("https://dash.example:8443")
+        );
+        assert_eq!(config.web.hlsjs_url.as_deref(), Some("/static/hls.min.js"));
+        assert_eq!(
+            parse(&["--cors-origin", "none"]).unwrap().web.cors_origin,
+            None
+        );
+        for bad in [
+            "dash.example",
+            "https://a/b",
+            "https://a\r\nX: y",
+            "https://a, https://b",
+        ] {
+            assert!(
+                matches!(
+                    parse(&["--cors-origin", bad]),
+                    Err(ConfigError::CorsOrigin(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            "hls.min.js",
+            "//cdn/hls.js",
+            "https://x/a b.js",
+            "https://x/';script-src *",
+        ] {
+            assert!(
+                matches!(parse(&["--hlsjs-url", bad]), Err(ConfigError::HlsjsUrl(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

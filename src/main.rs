@@ -8,9 +8,20 @@ use clap::Parser;
 use hlss::config::{Cli, Config};
 use hlss::http::{self, App};
 use hlss::library::Library;
-use hlss::stream::Registry;
+use hlss::stream::{Budget, Registry};
+
+/// How long shutdown waits for responses in flight, and then for pipelines to stop.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    // GStreamer reads its plugin registry during `gst::init`; `registry` keeps the cache open
+    // until the process ends.
+    let registry = hlss::transcode::registry_env();
+    for (name, value) in &registry.vars {
+        // SAFETY: nothing has started a thread yet (the runtime and GStreamer come later), so no
+        // other thread can be reading the environment.
+        unsafe { std::env::set_var(name, value) };
+    }
     let config = match Config::try_from(Cli::parse()) {
         Ok(config) => config,
         Err(err) => {
@@ -25,6 +36,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("hlss=info")),
         )
         .init();
+    tracing::debug!("{}", registry.reason);
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -55,24 +67,61 @@ fn run(config: Config) -> Result<(), String> {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|err| format!("cannot listen on {local}: {err}"))?;
         tracing::info!("serving {}", library.describe());
+        let budget = Budget::new(config.max_transcodes, config.memory_budget);
         let app = Arc::new(App {
             library,
-            registry: Registry::new(config.encoder.clone(), config.stream),
+            registry: Registry::new(config.encoder.clone(), config.stream, budget),
+            stats: Default::default(),
+            web: config.web.clone(),
         });
         // Tests and scripts read the port from this line when they asked for port 0.
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "hlss: listening on http://{local}/");
         let _ = stdout.flush();
 
-        warp::serve(http::routes(app.clone()))
-            .incoming(listener)
-            .graceful(shutdown_signal())
-            .run()
-            .await;
-        tracing::info!("shutting down");
+        let sweeper = tokio::spawn(sweep(app.clone(), config.idle_timeout));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // hlss's own accept loop (not warp::serve): it bounds slow clients and catches panics.
+        let server = http::serve::serve(listener, app.clone(), async {
+            let _ = stopped.await;
+        });
+        tokio::pin!(server);
+        tokio::select! {
+            () = &mut server => {}
+            () = shutdown_signal() => {
+                tracing::info!("shutting down: no new connections; finishing responses in flight");
+                let _ = stop.send(());
+                if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
+                    tracing::warn!(
+                        "responses still in flight after {} s; closing them",
+                        SHUTDOWN_GRACE.as_secs()
+                    );
+                }
+            }
+        }
+        sweeper.abort();
         app.registry.clear();
+        // Pipelines stop on their own bus threads; give them a moment to reach NULL.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while hlss::transcode::running() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::info!(pipelines_left = hlss::transcode::running(), "stopped");
         Ok::<(), String>(())
     })
+}
+
+/// Closes idle streams every second (or more often for short timeouts).
+async fn sweep(app: Arc<App>, idle_timeout: std::time::Duration) {
+    let period = (idle_timeout / 4).clamp(
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(1),
+    );
+    let mut ticks = tokio::time::interval(period);
+    loop {
+        ticks.tick().await;
+        app.registry.sweep(idle_timeout);
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

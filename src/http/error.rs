@@ -22,6 +22,9 @@ pub enum HttpError {
     Library(#[from] LibraryError),
     #[error(transparent)]
     Stream(#[from] StreamError),
+    /// A handler panicked; the panic's text goes to the log, never to the client.
+    #[error("internal error")]
+    Panic,
 }
 
 impl HttpError {
@@ -29,6 +32,7 @@ impl HttpError {
         match self {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::Panic => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::Library(err) => match err {
                 LibraryError::NotFound | LibraryError::NotServable(_) => StatusCode::NOT_FOUND,
                 LibraryError::Open { source, .. }
@@ -46,11 +50,22 @@ impl HttpError {
                 StreamError::Transcode(TranscodeError::MissingElement(_)) => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
-                StreamError::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+                StreamError::NotReady | StreamError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
                 StreamError::NoSuchSegment => StatusCode::NOT_FOUND,
                 StreamError::Evicted(_) => StatusCode::GONE,
             },
         }
+    }
+
+    /// Logs a handler's panic (with the request path) and turns it into a 500.
+    pub fn from_panic(panic: &(dyn std::any::Any + Send), path: &str) -> HttpError {
+        let what = panic
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("(no message)");
+        tracing::error!(path = %path.escape_debug(), "request handler panicked: {what}");
+        HttpError::Panic
     }
 
     /// A short plain-text response: the status line's words and one line of reason.
@@ -58,7 +73,12 @@ impl HttpError {
         let status = self.status();
         // Library errors can name server paths; the client gets only the generic words.
         let reason = match &self {
-            HttpError::Library(LibraryError::Open { .. }) => "cannot read this folder".to_owned(),
+            HttpError::Library(LibraryError::Open { source, .. })
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                "permission denied".to_owned()
+            }
+            HttpError::Library(LibraryError::Open { .. }) => "cannot read it".to_owned(),
             other => other.to_string(),
         };
         let reason: String = reason
@@ -106,7 +126,9 @@ mod tests {
                 502,
             ),
             (HttpError::Stream(StreamError::NotReady), 503),
+            (HttpError::Stream(StreamError::Busy(2)), 503),
             (HttpError::Stream(StreamError::Evicted(3)), 410),
+            (HttpError::from_panic(&"index out of bounds", "/x"), 500),
         ];
         for (err, status) in cases {
             let response = err.into_response();

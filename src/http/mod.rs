@@ -1,20 +1,32 @@
 //! HTTP: warp routes for listings, playlists and segments; the only layer that knows about HTTP.
 
+mod assets;
+mod caching;
+mod cors;
 mod error;
+#[cfg(test)]
+mod hostile_paths;
 mod metrics;
 mod pages;
+mod player;
 mod playlist;
+pub mod serve;
+mod status;
 mod urls;
+mod web;
 
 use std::convert::Infallible;
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use warp::Filter;
 use warp::http::{Method, Response, StatusCode, header};
 
 use crate::library::{Library, RelPath};
-use crate::stream::Registry;
+use crate::stream::{Registry, SessionId, StreamError};
 pub use error::HttpError;
 use urls::Route;
 
@@ -22,6 +34,34 @@ use urls::Route;
 pub struct App {
     pub library: Library,
     pub registry: Registry,
+    pub stats: metrics::HttpStats,
+    /// CORS origin and where player pages get hls.js.
+    pub web: crate::config::WebSettings,
+}
+
+/// What a handler needs to know about a request besides its path.
+struct Request<'a> {
+    method: &'a Method,
+    path: &'a str,
+    /// The viewer session named by the URL's `s` query parameter.
+    session: Option<SessionId>,
+    /// Address and user agent, hashed: lets a player that reloads its playlist by its original
+    /// URL (without the session) rejoin its session.
+    client: u64,
+}
+
+fn session_from_query(query: &str) -> Option<SessionId> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("s="))
+        .and_then(SessionId::parse)
+}
+
+fn client_key(remote: Option<SocketAddr>, user_agent: Option<&str>) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    remote.map(|a| a.ip()).hash(&mut hasher);
+    user_agent.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The whole site as one warp filter: the path is taken raw and routed by [`urls::route`], so it
@@ -29,19 +69,53 @@ pub struct App {
 pub fn routes(
     app: Arc<App>,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone + Send + Sync + 'static {
-    warp::method().and(warp::path::full()).then(
-        move |method: Method, path: warp::path::FullPath| {
-            let app = app.clone();
-            async move {
-                handle(&app, &method, path.as_str())
-                    .await
-                    .unwrap_or_else(HttpError::into_response)
-            }
-        },
-    )
+    // Caching, CORS and ranges are applied around the handlers, in one place; responses are
+    // counted as sent, after that layer has turned some into 304 or 206.
+    let stats = app.clone();
+    web::layer(app.clone(), site(app)).map(move |response: Response<Bytes>| {
+        stats.stats.count_response(response.status());
+        response
+    })
 }
 
-async fn handle(app: &App, method: &Method, path: &str) -> Result<Response<Bytes>, HttpError> {
+fn site(
+    app: Arc<App>,
+) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone + Send + Sync + 'static {
+    let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(query)
+        .and(serve::remote())
+        .and(warp::header::headers_cloned())
+        .then(
+            move |method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  remote: Option<SocketAddr>,
+                  headers: header::HeaderMap| {
+                let app = app.clone();
+                async move {
+                    let request = Request {
+                        method: &method,
+                        path: path.as_str(),
+                        session: session_from_query(&query),
+                        client: client_key(
+                            remote,
+                            headers
+                                .get(header::USER_AGENT)
+                                .and_then(|v| v.to_str().ok()),
+                        ),
+                    };
+                    handle(&app, &request)
+                        .await
+                        .unwrap_or_else(HttpError::into_response)
+                }
+            },
+        )
+}
+
+async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, HttpError> {
+    let (method, path) = (request.method, request.path);
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed);
     }
@@ -50,26 +124,46 @@ async fn handle(app: &App, method: &Method, path: &str) -> Result<Response<Bytes
         Route::Metrics => Ok(reply(
             "text/plain; version=0.0.4; charset=utf-8",
             "no-store",
-            metrics::render(&app.registry),
+            metrics::render(&app.registry, &app.stats),
+        )),
+        Route::Status => Ok(reply(
+            "text/html; charset=utf-8",
+            "no-store",
+            status::page(&app.registry),
         )),
         Route::Folder(rel) => folder(app, &rel, path),
+        Route::Watch(rel) => web::watch(app, &rel),
+        Route::Asset(name) => web::asset(&name),
         Route::Playlist(rel) => {
-            let stream = open(app, &rel)?;
-            stream.wait_ready().await?;
-            let text = playlist::render(&stream.snapshot());
+            let started = Instant::now();
+            let opened = open(app, &rel)?;
+            let session = opened
+                .stream
+                .open_playlist(request.session, request.client)
+                .await?;
+            let text = playlist::render(&opened.stream.snapshot(), Some(session));
+            if opened.created {
+                app.stats.first_playlist(started.elapsed());
+            }
             Ok(reply("application/vnd.apple.mpegurl", "no-cache", text))
         }
         Route::Segment(rel, sequence) => {
-            let stream = open(app, &rel)?;
-            let bytes = stream.segment(sequence).await?;
+            let stream = open(app, &rel)?.stream;
+            let bytes = match stream.segment(sequence, request.session).await {
+                // A seek needs a transcode place: one idle stream may give up its own.
+                Err(StreamError::Busy(_)) if app.registry.reclaim_idle() => {
+                    stream.segment(sequence, request.session).await?
+                }
+                other => other?,
+            };
             Ok(reply("video/mp2t", "public, max-age=3600", bytes))
         }
     }
 }
 
-fn open(app: &App, rel: &RelPath) -> Result<Arc<crate::stream::Stream>, HttpError> {
+fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
     let source = app.library.source(rel)?;
-    Ok(app.registry.open(&source, &rel.to_string()))
+    Ok(app.registry.open(&source, &rel.to_string())?)
 }
 
 fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpError> {

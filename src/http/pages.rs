@@ -41,7 +41,8 @@ fn human_size(bytes: u64) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}\
 h1{font-size:1.3rem;word-break:break-all}table{border-collapse:collapse;width:100%}\
 td{padding:.35rem .5rem;border-bottom:1px solid #eee}td.size{text-align:right;color:#666;white-space:nowrap}\
-a{text-decoration:none}a:hover{text-decoration:underline}.empty{color:#666}";
+a{text-decoration:none}a:hover{text-decoration:underline}.empty{color:#666}\
+a.m3u8{font-size:.8rem;color:#666;margin-left:.6rem}";
 
 /// The listing of folder `rel` within the library described by `title`.
 pub fn folder(title: &str, rel: &RelPath, entries: &[Entry]) -> String {
@@ -71,9 +72,12 @@ pub fn folder(title: &str, rel: &RelPath, entries: &[Entry]) -> String {
                 "<tr><td>&#128193; <a href=\"{}\">{name}/</a></td><td class=\"size\"></td></tr>",
                 urls::folder(&child)
             ),
+            // The name opens the player page; the playlist link beside it is for other players.
             EntryKind::Media { size } => writeln!(
                 html,
-                "<tr><td>&#127902; <a href=\"{}\">{name}</a></td><td class=\"size\">{}</td></tr>",
+                "<tr><td>&#127902; <a href=\"{}\">{name}</a> <a class=\"m3u8\" href=\"{}\" \
+                 title=\"HLS playlist of {name}\">playlist</a></td><td class=\"size\">{}</td></tr>",
+                urls::watch(&child),
                 urls::playlist(&child),
                 size.map(human_size).unwrap_or_default()
             ),
@@ -84,8 +88,8 @@ pub fn folder(title: &str, rel: &RelPath, entries: &[Entry]) -> String {
         html.push_str("<p class=\"empty\">No media files here.</p>\n");
     }
     html.push_str(
-        "<p class=\"empty\">Each file links to its HLS playlist: open it in Safari, or copy the \
-         link into VLC, mpv or ffplay.</p>\n</body></html>\n",
+        "<p class=\"empty\">Click a file to play it here. Its <em>playlist</em> link is the HLS \
+         stream itself: open it in Safari, or copy it into VLC, mpv or ffplay.</p>\n</body></html>\n",
     );
     html
 }
@@ -110,6 +114,7 @@ mod tests {
         assert!(html.contains("it&#39;s &lt;a&gt; &quot;clip&quot;.mp4"));
         assert!(!html.contains("<a>"));
         assert!(html.contains("href=\"/hls/sub/it%27s%20%3Ca%3E%20%22clip%22.mp4/index.m3u8\""));
+        assert!(html.contains("href=\"/watch/sub/it%27s%20%3Ca%3E%20%22clip%22.mp4\""));
         assert!(html.contains("href=\"/browse/sub/a%20%26%20b/\""));
         assert!(html.contains("href=\"/\">&#8593; Parent folder"));
         assert!(html.contains("1.5 KiB"));

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 
 use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment, WRITE_OPT_FLOAT_PRECISION};
 
-use crate::stream::Snapshot;
+use crate::stream::{SessionId, Snapshot};
 
 /// Decimal places of EXTINF: milliseconds are as precise as a 90 kHz clock is useful to players.
 const EXTINF_DECIMALS: usize = 3;
@@ -13,8 +13,11 @@ const VERSION: usize = 3;
 
 /// Renders `snapshot`: a VOD playlist lists every segment and never changes. A growing playlist
 /// is an EVENT playlist while the stream still holds its first segment; once segments were
-/// dropped to stay within the memory budget it is a sliding window.
-pub fn render(snapshot: &Snapshot) -> String {
+/// dropped to stay within the memory budget it is a sliding window. Segment URIs carry the
+/// viewer's `session`, so the server knows where each viewer is; the bytes behind them are the
+/// same for everyone.
+pub fn render(snapshot: &Snapshot, session: Option<SessionId>) -> String {
+    let query = session.map(|s| format!("?s={s}")).unwrap_or_default();
     // m3u8-rs keeps the precision in a process-wide setting; every writer here wants the same.
     WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
     let playlist = MediaPlaylist {
@@ -32,7 +35,7 @@ pub fn render(snapshot: &Snapshot) -> String {
             .segments
             .iter()
             .map(|(sequence, duration)| MediaSegment {
-                uri: format!("{sequence}.ts"),
+                uri: format!("{sequence}.ts{query}"),
                 duration: duration.as_secs_f32(),
                 ..MediaSegment::default()
             })
@@ -51,6 +54,17 @@ mod tests {
 
     use super::*;
 
+    fn render_plain(snapshot: &Snapshot) -> String {
+        render(snapshot, None)
+    }
+
+    #[test]
+    fn segment_uris_carry_the_session() {
+        let session = SessionId::parse("00000000000000ab").unwrap();
+        let text = render(&snapshot(0, &[2.0], true), Some(session));
+        assert!(text.contains("\n0.ts?s=00000000000000ab\n"), "{text}");
+    }
+
     fn snapshot(first: u64, durations: &[f64], ended: bool) -> Snapshot {
         Snapshot {
             vod: false,
@@ -67,14 +81,14 @@ mod tests {
 
     #[test]
     fn event_playlist_grows_then_ends() {
-        let growing = render(&snapshot(0, &[2.0, 2.033, 1.967], false));
+        let growing = render_plain(&snapshot(0, &[2.0, 2.033, 1.967], false));
         assert_eq!(
             growing,
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:2\n\
              #EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:2.000,\n0.ts\n#EXTINF:2.033,\n1.ts\n\
              #EXTINF:1.967,\n2.ts\n"
         );
-        let done = render(&snapshot(0, &[2.0, 2.033, 1.967, 0.5], true));
+        let done = render_plain(&snapshot(0, &[2.0, 2.033, 1.967, 0.5], true));
         assert!(done.starts_with(&growing));
         assert!(done.ends_with("#EXTINF:0.500,\n3.ts\n#EXT-X-ENDLIST\n"));
         let parsed = m3u8_rs::parse_media_playlist_res(done.as_bytes()).unwrap();
@@ -84,7 +98,7 @@ mod tests {
 
     #[test]
     fn vod_playlist_is_complete() {
-        let text = render(&Snapshot {
+        let text = render_plain(&Snapshot {
             vod: true,
             ..snapshot(0, &[2.0, 2.0, 0.75], true)
         });
@@ -94,7 +108,7 @@ mod tests {
 
     #[test]
     fn sliding_window_after_eviction() {
-        let text = render(&snapshot(7, &[2.0, 2.0], false));
+        let text = render_plain(&snapshot(7, &[2.0, 2.0], false));
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:7\n"));
         assert!(!text.contains("PLAYLIST-TYPE"));
         assert!(text.contains("7.ts\n"));

@@ -36,14 +36,35 @@ pub fn playlist(rel: &RelPath) -> String {
     format!("/hls/{}/index.m3u8", encoded(rel))
 }
 
+/// The player page of a file.
+pub fn watch(rel: &RelPath) -> String {
+    format!("/watch/{}", encoded(rel))
+}
+
 /// What a request path asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Route {
+    /// The player page of a file.
+    Watch(RelPath),
+    /// A file built into the server, by name (`/assets/<name>`).
+    Asset(String),
     Folder(RelPath),
     Playlist(RelPath),
     Segment(RelPath, u64),
     Health,
     Metrics,
+    Status,
+}
+
+impl Route {
+    /// Whether pages on other origins may read the response (CORS): media and the player's
+    /// scripts, not listings or status pages.
+    pub fn cross_origin(&self) -> bool {
+        matches!(
+            self,
+            Route::Playlist(_) | Route::Segment(..) | Route::Asset(_)
+        )
+    }
 }
 
 /// Decodes a raw request path once and routes it. `None` means 404: undecodable, hostile or unknown.
@@ -63,8 +84,19 @@ pub fn route(raw: &str) -> Option<Route> {
     if path == "/metrics" {
         return Some(Route::Metrics);
     }
+    if path == "/status" {
+        return Some(Route::Status);
+    }
     if let Some(rest) = path.strip_prefix("/browse/") {
         return RelPath::parse(rest).map(Route::Folder);
+    }
+    if let Some(rest) = path.strip_prefix("/watch/") {
+        return RelPath::parse(rest)
+            .filter(|r| !r.is_root())
+            .map(Route::Watch);
+    }
+    if let Some(name) = path.strip_prefix("/assets/") {
+        return (!name.contains('/')).then(|| Route::Asset(name.to_owned()));
     }
     let rest = path.strip_prefix("/hls/")?;
     let (file, leaf) = rest.rsplit_once('/')?;
@@ -103,6 +135,7 @@ mod tests {
                 "{href}"
             );
             assert_eq!(route(&href), Some(Route::Playlist(r.clone())));
+            assert_eq!(route(&watch(&r)), Some(Route::Watch(r.clone())));
             assert_eq!(route(&folder(&r)), Some(Route::Folder(r)));
         }
     }
@@ -115,6 +148,10 @@ mod tests {
         );
         assert_eq!(route("/"), Some(Route::Folder(RelPath::default())));
         assert_eq!(route("/browse/"), Some(Route::Folder(RelPath::default())));
+        assert_eq!(
+            route("/assets/hls.min.js"),
+            Some(Route::Asset("hls.min.js".into()))
+        );
         for bad in [
             "/hls/x.mp4/.ts",
             "/hls/x.mp4/-1.ts",
@@ -127,6 +164,9 @@ mod tests {
             "/browse/a%00b/",
             "/hls/%ff/index.m3u8",
             "/elsewhere",
+            "/watch/",
+            "/watch/%2e%2e/x.mp4",
+            "/assets/a/b.js",
         ] {
             assert_eq!(route(bad), None, "{bad}");
         }

@@ -33,9 +33,11 @@ pub fn is_media_name(name: &str) -> bool {
         .is_some_and(|(_, ext)| MEDIA_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
-/// Lists `dir`. Names that are not UTF-8 are skipped (they could not be put in a URL we resolve),
-/// as are hidden names and entries whose metadata cannot be read (e.g. dangling symlinks).
-pub fn read_folder(dir: &Path) -> io::Result<Vec<Entry>> {
+/// Lists `dir`, a folder inside `root` (both canonical). Names that are not UTF-8 are skipped
+/// (they could not be put in a URL we resolve), as are hidden names, entries whose metadata
+/// cannot be read (e.g. dangling symlinks) and symlinks that lead outside `root` (their
+/// target's kind and size would tell about a place the server does not serve).
+pub fn read_folder(root: &Path, dir: &Path) -> io::Result<Vec<Entry>> {
     let mut entries = Vec::new();
     for item in std::fs::read_dir(dir)? {
         let Ok(item) = item else { continue };
@@ -43,6 +45,11 @@ pub fn read_folder(dir: &Path) -> io::Result<Vec<Entry>> {
             continue;
         };
         if name.starts_with('.') {
+            continue;
+        }
+        if item.file_type().is_ok_and(|t| t.is_symlink())
+            && super::path::inside(root, &item.path()).is_none()
+        {
             continue;
         }
         // Follows symlinks, so a link to a folder lists as a folder.
@@ -140,11 +147,14 @@ mod tests {
         }
         std::fs::create_dir(dir.path().join("zfolder")).unwrap();
         std::fs::create_dir(dir.path().join(".git")).unwrap();
-        let names: Vec<_> = read_folder(dir.path())
+        std::os::unix::fs::symlink("/", dir.path().join("outside")).unwrap();
+        std::os::unix::fs::symlink("zfolder", dir.path().join("inside")).unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let names: Vec<_> = read_folder(&root, &root)
             .unwrap()
             .into_iter()
             .map(|e| e.name)
             .collect();
-        assert_eq!(names, ["zfolder", "A.webm", "b9.mp3", "b10.mkv"]);
+        assert_eq!(names, ["inside", "zfolder", "A.webm", "b9.mp3", "b10.mkv"]);
     }
 }

@@ -6,7 +6,7 @@ mod path;
 use std::path::{Path, PathBuf};
 
 pub use listing::{Entry, EntryKind, natural_cmp};
-pub use path::RelPath;
+pub use path::{RelPath, confine};
 
 /// Name of the built-in demo entry served when hlss is started without PATH.
 pub const DEMO_NAME: &str = "demo (test pattern and tone).ts";
@@ -82,11 +82,11 @@ impl Library {
     pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, LibraryError> {
         match self {
             Library::Folder { root } => {
-                let dir = rel.resolve_in(root).ok_or(LibraryError::NotFound)?;
+                let dir = confine(root, rel).ok_or(LibraryError::NotFound)?;
                 if !dir.is_dir() {
                     return Err(LibraryError::NotFound);
                 }
-                listing::read_folder(&dir)
+                listing::read_folder(root, &dir)
                     .map_err(|source| LibraryError::Open { path: dir, source })
             }
             Library::File { path, name } if rel.is_root() => {
@@ -108,19 +108,28 @@ impl Library {
     pub fn source(&self, rel: &RelPath) -> Result<Source, LibraryError> {
         match self {
             Library::Folder { root } => {
-                let file = rel.resolve_in(root).ok_or(LibraryError::NotFound)?;
-                if file.is_file() {
-                    Ok(Source::File(file))
-                } else {
-                    Err(LibraryError::NotFound)
+                let file = confine(root, rel).ok_or(LibraryError::NotFound)?;
+                if !file.is_file() {
+                    return Err(LibraryError::NotFound);
                 }
+                readable(file).map(Source::File)
             }
             Library::File { path, name } if rel.components() == [name.as_str()] => {
-                Ok(Source::File(path.clone()))
+                readable(path.clone()).map(Source::File)
             }
             Library::Demo if rel.components() == [DEMO_NAME] => Ok(Source::Demo),
             Library::File { .. } | Library::Demo => Err(LibraryError::NotFound),
         }
+    }
+}
+
+/// `file` if this process may read it: an unreadable file is refused here (403) rather than
+/// handed to GStreamer, whose error would name the server's path.
+fn readable(file: PathBuf) -> Result<PathBuf, LibraryError> {
+    match std::fs::File::open(&file) {
+        Ok(_) => Ok(file),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Err(LibraryError::NotFound),
+        Err(source) => Err(LibraryError::Open { path: file, source }),
     }
 }
 

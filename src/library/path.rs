@@ -54,22 +54,29 @@ impl RelPath {
         parts.push(name.to_owned());
         RelPath(parts)
     }
+}
 
-    /// Resolves against `root` (which must be canonical) following symlinks, and checks that the
-    /// result is still inside `root`, so a symlink pointing out of the tree is refused.
-    pub fn resolve_in(&self, root: &Path) -> Option<PathBuf> {
-        let mut path = root.to_path_buf();
-        for part in &self.0 {
-            // `parse` already refused these; checking the Component kind guards against platform quirks.
-            let mut components = Path::new(part).components();
-            match (components.next(), components.next()) {
-                (Some(Component::Normal(_)), None) => path.push(part),
-                _ => return None,
-            }
+/// The one gate between a request and the filesystem: the file or folder `rel` names inside
+/// `root` (which must be canonical), with every symlink followed, or `None` when it does not
+/// exist or leads outside `root`. Every path the server opens for a request comes from here;
+/// `None` is all a caller learns, so a refusal says nothing about what exists outside.
+pub fn confine(root: &Path, rel: &RelPath) -> Option<PathBuf> {
+    let mut path = root.to_path_buf();
+    for part in &rel.0 {
+        // `parse` already refused these; checking the Component kind guards against platform quirks.
+        let mut components = Path::new(part).components();
+        match (components.next(), components.next()) {
+            (Some(Component::Normal(_)), None) => path.push(part),
+            _ => return None,
         }
-        let canonical = path.canonicalize().ok()?;
-        canonical.starts_with(root).then_some(canonical)
     }
+    inside(root, &path)
+}
+
+/// `path` with symlinks resolved, if that is still inside `root` (canonical).
+pub(super) fn inside(root: &Path, path: &Path) -> Option<PathBuf> {
+    let canonical = path.canonicalize().ok()?;
+    canonical.starts_with(root).then_some(canonical)
 }
 
 impl std::fmt::Display for RelPath {
@@ -122,12 +129,12 @@ mod tests {
         std::os::unix::fs::symlink(root.join("in"), root.join("alias")).unwrap();
 
         let rel = RelPath::parse("in/f.mp4").unwrap();
-        assert_eq!(rel.resolve_in(&root), Some(root.join("in/f.mp4")));
+        assert_eq!(confine(&root, &rel), Some(root.join("in/f.mp4")));
         assert_eq!(
-            RelPath::parse("alias/f.mp4").unwrap().resolve_in(&root),
+            confine(&root, &RelPath::parse("alias/f.mp4").unwrap()),
             Some(root.join("in/f.mp4"))
         );
-        assert_eq!(RelPath::parse("out").unwrap().resolve_in(&root), None);
-        assert_eq!(RelPath::parse("missing").unwrap().resolve_in(&root), None);
+        assert_eq!(confine(&root, &RelPath::parse("out").unwrap()), None);
+        assert_eq!(confine(&root, &RelPath::parse("missing").unwrap()), None);
     }
 }

@@ -49,15 +49,21 @@
 //! carried right before a cut are left out, so the head is never duplicated; those inside a segment
 //! stay. Inserted PSI packets keep their continuity counters: demuxers accept a repeated CC on PSI,
 //! and players reset their state at segment boundaries anyway.
+//!
+//! **Checks.** [`check`] states what every output keeps whatever the input; the unit tests, the
+//! corpus replay (`tests/segmenter_corpus.rs`) and the fuzz targets (`fuzz/`) all assert it.
+//! [`synth`] writes the packets they build streams from.
 
+pub mod check;
 mod packet;
 mod pes;
 mod psi;
+pub mod synth;
 
 use std::ops::Range;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use packet::{NULL_PID, PACKET_SIZE, Packet, SYNC_BYTE};
 use pes::PTS_MASK;
@@ -147,7 +153,9 @@ struct Program {
 /// The segment being assembled.
 #[derive(Debug)]
 struct Current {
-    buf: BytesMut,
+    buf: Vec<u8>,
+    /// Capacity `buf` may grow to: the largest a segment can get (see `append`).
+    cap_limit: usize,
     /// `buf.len()` plus the bytes of the current chunk accepted but not copied yet.
     len: usize,
     pts_start: u64,
@@ -172,6 +180,24 @@ enum Elapsed {
     Discontinuity,
 }
 
+impl Current {
+    /// Appends to the segment. Growth doubles the capacity, as `Vec` does, but never past
+    /// `cap_limit`: an oversize segment would otherwise hold twice `MAX_SEGMENT_BYTES`.
+    fn append(&mut self, bytes: &[u8]) {
+        let need = self.buf.len() + bytes.len();
+        if need > self.buf.capacity() {
+            let grown = self
+                .buf
+                .capacity()
+                .saturating_mul(2)
+                .min(self.cap_limit)
+                .max(need);
+            self.buf.reserve_exact(grown - self.buf.len());
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
 /// The carry-over bytes followed by the new chunk, read as one stream without copying the chunk.
 struct Source<'a> {
     carry: &'a [u8],
@@ -188,6 +214,21 @@ impl Source<'_> {
             None => self.carry.get(i).copied(),
             Some(j) => self.chunk.get(j).copied(),
         }
+    }
+
+    /// Copies the bytes from `from` on into `dst` (as many as fit); returns how many it copied.
+    fn copy_from(&self, from: usize, dst: &mut [u8]) -> usize {
+        let head = self.carry.get(from..).unwrap_or_default();
+        let head = &head[..head.len().min(dst.len())];
+        let tail = self
+            .chunk
+            .get(from.saturating_sub(self.carry.len())..)
+            .unwrap_or_default();
+        let tail = &tail[..tail.len().min(dst.len() - head.len())];
+        let n = head.len() + tail.len();
+        dst[..head.len()].copy_from_slice(head);
+        dst[head.len()..n].copy_from_slice(tail);
+        n
     }
 
     /// The packet at `pos`: borrowed from the chunk (with its offset there) when it lies wholly in
@@ -300,7 +341,7 @@ impl Segmenter {
                     None => {
                         self.flush_run(chunk, &mut run);
                         if let Some(cur) = &mut self.cur {
-                            cur.buf.extend_from_slice(bytes);
+                            cur.append(bytes);
                         }
                     }
                 }
@@ -312,13 +353,7 @@ impl Segmenter {
         let keep = total.saturating_sub(pos);
         let start = pos + keep.saturating_sub(MAX_CARRY_BYTES);
         self.stats.skipped_bytes += (start - pos) as u64;
-        self.carry_len = 0;
-        for i in start..total {
-            if let (Some(b), Some(slot)) = (src.at(i), self.carry.get_mut(self.carry_len)) {
-                *slot = b;
-                self.carry_len += 1;
-            }
-        }
+        self.carry_len = src.copy_from(start, &mut self.carry);
     }
 
     /// End of stream: flush the last partial segment (if it has any PES payload).
@@ -334,7 +369,7 @@ impl Segmenter {
         {
             self.account(psi);
             if let Some(cur) = &mut self.cur {
-                cur.buf.extend_from_slice(&last);
+                cur.append(&last);
             }
         }
         self.carry_len = 0;
@@ -374,7 +409,7 @@ impl Segmenter {
         if let Some(cur) = &mut self.cur
             && let Some(bytes) = chunk.get(run.clone())
         {
-            cur.buf.extend_from_slice(bytes);
+            cur.append(bytes);
         }
         *run = 0..0;
     }
@@ -563,7 +598,9 @@ impl Segmenter {
         for es in &mut self.program.streams {
             es.segment_min_step = None;
         }
-        let mut buf = BytesMut::with_capacity(self.capacity_hint);
+        // Packets are accepted while the length is below the limit: one may cross it.
+        let cap_limit = self.max_segment_bytes + PACKET_SIZE;
+        let mut buf = Vec::with_capacity(self.capacity_hint.min(cap_limit));
         for psi in [self.program.pat, self.program.pmt].into_iter().flatten() {
             buf.extend_from_slice(&psi);
         }
@@ -571,6 +608,7 @@ impl Segmenter {
         self.cur = Some(Current {
             len: buf.len(),
             buf,
+            cap_limit,
             pts_start: pts,
             keyframe,
             span: 0,
@@ -599,12 +637,10 @@ impl Segmenter {
         self.capacity_hint = (len + len / 16)
             .min(self.max_segment_bytes)
             .max(PACKET_SIZE * 4);
-        // Segments live long in the stream's ring: do not keep a grown buffer's slack alive with them.
-        let bytes = if buf.capacity() > len + len / 8 {
-            Bytes::copy_from_slice(&buf)
-        } else {
-            buf.freeze()
-        };
+        // Segments live long in the stream's ring: do not keep a buffer's slack alive with them.
+        // Shrinking reallocates in place (no copy), and a Vec with no slack becomes Bytes for free.
+        buf.shrink_to_fit();
+        let bytes = Bytes::from(buf);
         let sequence = self.next_sequence;
         self.next_sequence += 1;
         Segment {
@@ -1166,6 +1202,26 @@ mod tests {
     }
 
     #[test]
+    fn a_pes_that_never_ends_keeps_memory_bounded() {
+        let mut ts = Ts::av();
+        ts.frame(V, BASE, true);
+        let mut s = Segmenter::new(secs(1.0));
+        s.max_segment_bytes = 50 * PACKET_SIZE;
+        let mut out = Vec::new();
+        s.push(&ts.bytes(), &mut out);
+        // Packet by packet, as mpegtsmux hands them over.
+        for _ in 0..10_000 {
+            s.push(&cont(V), &mut out);
+            let buf = &s.cur.as_ref().unwrap().buf;
+            assert!(buf.len() <= 50 * PACKET_SIZE && buf.capacity() <= 51 * PACKET_SIZE);
+        }
+        assert!(out.is_empty());
+        assert!(s.stats().dropped_oversize > 9_900);
+        let seg = s.finish().unwrap();
+        assert_eq!(seg.bytes.len(), 50 * PACKET_SIZE);
+    }
+
+    #[test]
     fn malformed_and_multi_packet_psi_is_ignored() {
         let mut ts = Ts::default();
         // A PAT whose section claims more bytes than its packet holds.
@@ -1260,6 +1316,8 @@ mod tests {
             let target = Duration::from_millis(rng.below(5000) as u64);
             let segs = run_chunks(&data, target, &mut || rng.below(500));
             check_invariants(&segs);
+            check::check_segments(&data, &segs).unwrap();
+            check::same_segments(&segs, &run(&data, target)).unwrap();
         }
     }
 

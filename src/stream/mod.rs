@@ -4,29 +4,34 @@
 //! from the ring, or by waiting for a run that is about to reach `k`, or by starting a run at `k`
 //! (a seek). Runs are throttled: one that is more than `read_ahead` segments past the furthest
 //! viewer it serves blocks in its output callback, which stalls its pipeline at no CPU cost, and
-//! one that nobody has needed for [`RUN_IDLE`] is stopped. An EVENT stream (unknown duration, or
+//! one that nobody has needed for `run::RUN_IDLE` is stopped. An EVENT stream (unknown duration, or
 //! `--playlist event`) has a single run from the start and a playlist that grows.
 
+mod budget;
 mod plan;
 mod registry;
 mod ring;
+mod run;
 mod viewers;
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
+pub use budget::Budget;
 pub use plan::Plan;
-pub use registry::Registry;
+pub use registry::{Opened, Registry};
+pub use viewers::{SessionId, Viewer};
 
 use crate::config::{PlaylistMode, StreamLimits as Limits};
 use crate::library::Source;
-use crate::segmenter::Segment;
-use crate::transcode::{Output, Transcode, TranscodeError};
-use ring::{Eviction, Ring, Stored};
+use crate::transcode::{Transcode, TranscodeError};
+use budget::Permit;
+use ring::{Eviction, Ring};
+use run::{FAILED_RUN_MEMORY, Run, start_run};
 use viewers::Viewers;
 
 /// Segments a first EVENT playlist request waits for (players want three to start).
@@ -40,14 +45,6 @@ pub const SEGMENT_WAIT: Duration = Duration::from_secs(30);
 pub const SEEK_DISTANCE: u64 = 4;
 /// EVENT playlists: how far past the newest segment a request may ask and still wait.
 pub const SEGMENT_WAIT_AHEAD: u64 = 3;
-/// A run paused with no viewer in its range for this long is stopped.
-pub const RUN_IDLE: Duration = Duration::from_secs(10);
-/// Most pipelines one stream runs at once; starting another stops the least needed.
-pub const MAX_RUNS: usize = 3;
-/// How often a paused run rechecks whether it may go on (viewers also wake it).
-const THROTTLE_POLL: Duration = Duration::from_millis(500);
-/// A run that failed is remembered this long, so requests get its error instead of a retry storm.
-const FAILED_RUN_MEMORY: Duration = Duration::from_secs(10);
 
 /// Why a stream cannot answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +57,8 @@ pub enum StreamError {
     NoSuchSegment,
     #[error("segment {0} is no longer held in memory")]
     Evicted(u64),
+    #[error("all {0} transcodes are busy; try again shortly")]
+    Busy(usize),
 }
 
 /// What a playlist is written from: a consistent copy taken under one lock.
@@ -72,14 +71,19 @@ pub struct Snapshot {
     pub ended: bool,
 }
 
-/// Figures about one stream, for status pages and tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Figures about one stream, for status pages and metrics.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Status {
     pub segments_held: usize,
     pub bytes_held: usize,
     pub runs_running: usize,
     pub runs_started: u64,
     pub segments_made: u64,
+    pub segments_served: u64,
+    /// Media time made per second of transcoding (pauses excluded); 0 before the first segment.
+    pub realtime_factor: f64,
+    pub viewers: Vec<Viewer>,
+    pub idle: Duration,
 }
 
 enum Probing {
@@ -88,42 +92,20 @@ enum Probing {
     Failed(TranscodeError),
 }
 
-/// One pipeline making segments `start, start + 1, ...`.
-struct Run {
-    id: u64,
-    start: u64,
-    /// The segment it delivers next.
-    next: u64,
-    made: u64,
-    transcode: Option<Transcode>,
-    cancelled: bool,
-    ended: Option<(Instant, Result<(), TranscodeError>)>,
-    /// Since when it has been paused with no viewer in its range.
-    idle_since: Option<Instant>,
-}
-
-impl Run {
-    fn running(&self) -> bool {
-        !self.cancelled && self.ended.is_none()
-    }
-
-    fn covers(&self, k: u64) -> bool {
-        self.start <= k && k <= self.next.saturating_add(SEEK_DISTANCE)
-    }
-
-    fn cancel(&mut self) -> Option<Transcode> {
-        self.cancelled = true;
-        self.transcode.take()
-    }
-}
-
 struct State {
     probing: Probing,
     ring: Ring,
     runs: Vec<Run>,
     viewers: Viewers,
     next_run_id: u64,
+    /// A transcode place taken when the stream was opened, for its first run.
+    reserved: Option<Permit>,
     segments_made: u64,
+    segments_served: u64,
+    /// Media time made and the transcoding time it took, for the real-time factor.
+    made_media: Duration,
+    made_busy: Duration,
+    last_request: Instant,
 }
 
 impl State {
@@ -166,6 +148,7 @@ struct Shared {
     source: Source,
     settings: crate::config::EncoderSettings,
     limits: Limits,
+    budget: Budget,
     state: Mutex<State>,
     /// Bumped on every change a waiting request may care about.
     changed: watch::Sender<u64>,
@@ -195,6 +178,7 @@ impl Stream {
         source: Source,
         settings: crate::config::EncoderSettings,
         limits: Limits,
+        budget: Budget,
     ) -> Stream {
         let (changed, _) = watch::channel(0);
         Stream {
@@ -205,12 +189,18 @@ impl Stream {
                 limits,
                 state: Mutex::new(State {
                     probing: Probing::Pending,
-                    ring: Ring::new(limits.memory),
+                    ring: Ring::new(limits.memory, budget.clone()),
                     runs: Vec::new(),
                     viewers: Viewers::default(),
                     next_run_id: 0,
+                    reserved: None,
                     segments_made: 0,
+                    segments_served: 0,
+                    made_media: Duration::ZERO,
+                    made_busy: Duration::ZERO,
+                    last_request: Instant::now(),
                 }),
+                budget,
                 changed,
                 throttle: Condvar::new(),
             }),
@@ -219,6 +209,11 @@ impl Stream {
 
     pub fn name(&self) -> &str {
         &self.shared.name
+    }
+
+    /// Keeps `permit` for the stream's first run.
+    pub(crate) fn reserve(&self, permit: Permit) {
+        self.shared.state.lock().reserved = Some(permit);
     }
 
     /// Probes the source and makes the plan; then starts a run at the beginning, since that is
@@ -242,12 +237,16 @@ impl Stream {
                         "stream opened"
                     );
                     state.probing = Probing::Ready(plan);
-                    state.viewers.touch(0, SEEK_DISTANCE, Instant::now());
-                    start_run(&self.shared, &mut state, 0);
+                    // Players start at the beginning; when every transcode is busy the first
+                    // segment request gets the 503 instead.
+                    if let Err(err) = start_run(&self.shared, &mut state, 0) {
+                        tracing::debug!(stream = %self.shared.name, "not starting at once: {err}");
+                    }
                 }
                 Err(err) => {
                     tracing::warn!(stream = %self.shared.name, "cannot open stream: {err}");
                     state.probing = Probing::Failed(err);
+                    state.reserved = None;
                 }
             }
         }
@@ -267,15 +266,22 @@ impl Stream {
         }
     }
 
-    /// Waits until a playlist can be written: the plan is known, and for EVENT playlists the
-    /// first segments exist or the stream ended. Reports why not otherwise.
-    pub async fn wait_ready(&self) -> Result<(), StreamError> {
+    /// A playlist request: joins (or starts) the viewer's session, then waits until a playlist
+    /// can be written: the plan is known, and for EVENT playlists the first segments exist or the
+    /// stream ended. `client` identifies the requester (address and user agent, hashed).
+    pub async fn open_playlist(
+        &self,
+        asked: Option<SessionId>,
+        client: u64,
+    ) -> Result<SessionId, StreamError> {
         let deadline = tokio::time::Instant::now() + PLAYLIST_WAIT;
         let mut changed = self.shared.changed.subscribe();
-        {
+        let session = {
             // A VOD viewer starts at the beginning; an EVENT viewer follows the newest segment,
             // so each playlist poll lets the transcode run on by the read-ahead.
             let mut state = self.shared.state.lock();
+            let now = Instant::now();
+            state.last_request = now;
             let vod = state
                 .plan()
                 .map_or(self.shared.limits.mode == PlaylistMode::Vod, Plan::is_vod);
@@ -284,13 +290,17 @@ impl Stream {
             } else {
                 state.runs.first().map_or(0, |r| r.next)
             };
-            state.viewers.touch(at, SEEK_DISTANCE, Instant::now());
-        }
+            let session = state.viewers.join(asked, client, at, now);
+            if !vod {
+                state.viewers.touch(Some(session), at, SEEK_DISTANCE, now);
+            }
+            session
+        };
         self.shared.throttle.notify_all();
         loop {
             changed.borrow_and_update();
             if self.ready()? {
-                return Ok(());
+                return Ok(session);
             }
             match tokio::time::timeout_at(deadline, changed.changed()).await {
                 Ok(Ok(())) => {}
@@ -300,7 +310,7 @@ impl Stream {
     }
 
     fn ready(&self) -> Result<bool, StreamError> {
-        let state = self.shared.state.lock();
+        let mut state = self.shared.state.lock();
         let plan = match &state.probing {
             Probing::Pending => return Ok(false),
             Probing::Failed(err) => return Err(err.clone().into()),
@@ -310,6 +320,8 @@ impl Stream {
             return Ok(true);
         }
         let Some(run) = state.runs.first() else {
+            // The first run could not start (every transcode was busy): try again now.
+            start_run(&self.shared, &mut state, 0)?;
             return Ok(false);
         };
         match &run.ended {
@@ -356,13 +368,16 @@ impl Stream {
         }
     }
 
-    /// Segment `k`: from memory, after waiting for a run about to make it, or from a new run.
-    pub async fn segment(&self, k: u64) -> Result<Bytes, StreamError> {
+    /// Segment `k` for `session`: from memory, after waiting for a run about to make it, or from
+    /// a new run.
+    pub async fn segment(&self, k: u64, session: Option<SessionId>) -> Result<Bytes, StreamError> {
         let deadline = tokio::time::Instant::now() + SEGMENT_WAIT;
         let mut changed = self.shared.changed.subscribe();
         {
             let mut state = self.shared.state.lock();
-            state.viewers.touch(k, SEEK_DISTANCE, Instant::now());
+            let now = Instant::now();
+            state.last_request = now;
+            state.viewers.touch(session, k, SEEK_DISTANCE, now);
         }
         self.shared.throttle.notify_all();
         loop {
@@ -385,7 +400,9 @@ impl Stream {
             Probing::Ready(plan) => plan.clone(),
         };
         if let Some(stored) = state.ring.get(k) {
-            return Ok(Poll::Ready(stored.bytes.clone()));
+            let bytes = stored.bytes.clone();
+            state.segments_served += 1;
+            return Ok(Poll::Ready(bytes));
         }
         let now = Instant::now();
         if !plan.is_vod() {
@@ -415,18 +432,49 @@ impl Stream {
                 Err(_) => return Err(StreamError::NoSuchSegment),
             }
         }
-        start_run(&self.shared, &mut state, k);
+        start_run(&self.shared, &mut state, k)?;
         Ok(Poll::Wait)
+    }
+
+    /// How long since a viewer last asked this stream for anything.
+    pub fn idle(&self) -> Duration {
+        self.shared.state.lock().last_request.elapsed()
+    }
+
+    /// Stops every pipeline of the stream (its segments stay); returns how many were running.
+    pub fn stop_runs(&self) -> usize {
+        let transcodes: Vec<Transcode> = {
+            let mut state = self.shared.state.lock();
+            state
+                .runs
+                .iter_mut()
+                .filter(|r| r.running())
+                .filter_map(Run::cancel)
+                .collect()
+        };
+        self.shared.throttle.notify_all();
+        self.shared.bump();
+        transcodes.len()
     }
 
     pub fn status(&self) -> Status {
         let state = self.shared.state.lock();
+        let now = Instant::now();
+        let busy = state.made_busy.as_secs_f64();
         Status {
             segments_held: state.ring.len(),
             bytes_held: state.ring.bytes(),
             runs_running: state.runs.iter().filter(|r| r.running()).count(),
             runs_started: state.next_run_id,
             segments_made: state.segments_made,
+            segments_served: state.segments_served,
+            realtime_factor: if busy > 0.0 {
+                state.made_media.as_secs_f64() / busy
+            } else {
+                0.0
+            },
+            viewers: state.viewers.list(now),
+            idle: now.saturating_duration_since(state.last_request),
         }
     }
 }
@@ -444,230 +492,6 @@ fn event_poll(state: &State, k: u64) -> Result<Poll, StreamError> {
         None if k >= run.next.saturating_add(SEGMENT_WAIT_AHEAD) => Err(StreamError::NoSuchSegment),
         None => Ok(Poll::Wait),
     }
-}
-
-/// Starts a run at segment `k`, stopping the least needed one if the stream has too many.
-fn start_run(shared: &Arc<Shared>, state: &mut State, k: u64) {
-    let now = Instant::now();
-    state.runs.retain(|r| {
-        r.running()
-            || r.ended
-                .as_ref()
-                .is_some_and(|(at, _)| now.saturating_duration_since(*at) < FAILED_RUN_MEMORY)
-    });
-    let running = state.runs.iter().filter(|r| r.running()).count();
-    if running >= MAX_RUNS {
-        let positions = state.viewers.positions(now);
-        // The run with no viewer in its range, else the one furthest from the new position.
-        let victim = state
-            .runs
-            .iter_mut()
-            .filter(|r| r.running())
-            .max_by_key(|r| {
-                let served = positions.iter().any(|p| r.covers(*p));
-                (!served, r.start.abs_diff(k))
-            });
-        if let Some(victim) = victim {
-            drop(victim.cancel());
-            shared.throttle.notify_all();
-        }
-    }
-    let Some(plan) = state.plan().cloned() else {
-        return;
-    };
-    let id = state.next_run_id;
-    state.next_run_id += 1;
-    state.runs.push(Run {
-        id,
-        start: k,
-        next: k,
-        made: 0,
-        transcode: None,
-        cancelled: false,
-        ended: None,
-        idle_since: None,
-    });
-    tracing::debug!(stream = %shared.name, run = id, segment = k, "starting run");
-    let output: Arc<dyn Output> = Arc::new(Feed {
-        shared: Arc::downgrade(shared),
-        run: id,
-    });
-    let (source, settings, at) = (
-        shared.source.clone(),
-        shared.settings.clone(),
-        plan.start_of(k),
-    );
-    let weak = Arc::downgrade(shared);
-    // Building and prerolling a pipeline blocks; never on the async runtime.
-    let spawned = std::thread::Builder::new()
-        .name("hlss-start".into())
-        .spawn(move || {
-            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Transcode::start(&source, &settings, at, output.clone())
-            }));
-            let Some(shared) = weak.upgrade() else { return };
-            match started {
-                Ok(Ok(transcode)) => {
-                    let mut state = shared.state.lock();
-                    match state.run_mut(id) {
-                        Some(run) if !run.cancelled => run.transcode = Some(transcode),
-                        // Cancelled while starting: dropping it stops it.
-                        _ => drop(transcode),
-                    }
-                }
-                Ok(Err(err)) => output.end(Err(err)),
-                Err(_) => output.end(Err(TranscodeError::Failed(
-                    "internal error while building the pipeline".into(),
-                ))),
-            }
-        });
-    if spawned.is_err()
-        && let Some(run) = state.run_mut(id)
-    {
-        run.ended = Some((
-            now,
-            Err(TranscodeError::Failed("cannot start a thread".into())),
-        ));
-    }
-}
-
-/// A run's view of its stream. It holds the stream weakly: the pipeline's callbacks must not
-/// keep alive the stream that owns the pipeline.
-struct Feed {
-    shared: Weak<Shared>,
-    run: u64,
-}
-
-impl Output for Feed {
-    fn segment(&self, segment: Segment) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let read_ahead = shared.limits.read_ahead;
-        let mut state = shared.state.lock();
-        let Some(run) = state.run_mut(self.run) else {
-            return;
-        };
-        if run.cancelled {
-            return;
-        }
-        let k = run.start + segment.sequence;
-        run.next = k + 1;
-        run.made += 1;
-        let beyond_plan = state
-            .plan()
-            .and_then(Plan::count)
-            .is_some_and(|count| k >= count);
-        if !beyond_plan {
-            let eviction = state.eviction(read_ahead);
-            let positions = state.viewers.positions(Instant::now());
-            state.ring.insert(
-                k,
-                Stored {
-                    duration: segment.duration,
-                    bytes: segment.bytes,
-                },
-                eviction,
-                &positions,
-            );
-            state.segments_made += 1;
-        }
-        // Another run already made what comes next: this one would only repeat it.
-        let overtaken = state
-            .runs
-            .iter()
-            .any(|r| r.id != self.run && r.running() && r.start <= k + 1 && k + 1 < r.next);
-        drop(state);
-        shared.bump();
-        if overtaken {
-            stop_run(&shared, self.run, "caught up with another run");
-            return;
-        }
-        throttle(&shared, self.run, read_ahead);
-    }
-
-    fn end(&self, result: Result<(), TranscodeError>) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let transcode = {
-            let mut state = shared.state.lock();
-            let Some(run) = state.run_mut(self.run) else {
-                return;
-            };
-            match &result {
-                Ok(()) => tracing::debug!(
-                    stream = %shared.name, run = run.id, segments = run.made, "run complete"
-                ),
-                Err(err) if run.made == 0 => {
-                    tracing::warn!(stream = %shared.name, run = run.id, "run failed to start: {err}")
-                }
-                Err(err) => tracing::warn!(
-                    stream = %shared.name,
-                    run = run.id,
-                    segments = run.made,
-                    "run failed; the stream ends at its last good segment: {err}"
-                ),
-            }
-            run.ended = Some((Instant::now(), result));
-            run.transcode.take()
-        };
-        drop(transcode);
-        shared.bump();
-    }
-}
-
-/// Blocks the run's streaming thread while it is far enough ahead of its viewers, and stops
-/// the run when no viewer has needed it for [`RUN_IDLE`].
-fn throttle(shared: &Arc<Shared>, id: u64, read_ahead: u64) {
-    let mut state = shared.state.lock();
-    loop {
-        let now = Instant::now();
-        if !state.should_pause(id, read_ahead, now) {
-            if let Some(run) = state.run_mut(id) {
-                run.idle_since = None;
-            }
-            return;
-        }
-        let Some(run) = state.run_mut(id) else {
-            return;
-        };
-        if run.cancelled {
-            return;
-        }
-        let served = state
-            .runs
-            .iter()
-            .find(|r| r.id == id)
-            .map(|r| r.start..=r.next.saturating_add(SEEK_DISTANCE))
-            .and_then(|range| state.viewers.furthest_in(range, now))
-            .is_some();
-        let Some(run) = state.run_mut(id) else {
-            return;
-        };
-        let idle_since = if served {
-            None
-        } else {
-            Some(*run.idle_since.get_or_insert(now))
-        };
-        run.idle_since = idle_since;
-        if idle_since.is_some_and(|since| now.saturating_duration_since(since) >= RUN_IDLE) {
-            drop(state);
-            stop_run(shared, id, "no viewer needs it");
-            return;
-        }
-        shared.throttle.wait_for(&mut state, THROTTLE_POLL);
-    }
-}
-
-fn stop_run(shared: &Shared, id: u64, why: &str) {
-    let transcode = shared.state.lock().run_mut(id).and_then(Run::cancel);
-    if transcode.is_some() {
-        tracing::debug!(stream = %shared.name, run = id, "stopping run: {why}");
-    }
-    drop(transcode);
-    shared.throttle.notify_all();
-    shared.bump();
 }
 
 impl Drop for Stream {

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::budget::Budget;
+
 /// One finished segment as the HTTP layer needs it.
 #[derive(Debug, Clone)]
 pub struct Stored {
@@ -24,19 +26,23 @@ pub enum Eviction {
 }
 
 /// Segments, possibly with gaps (runs start anywhere; evicted ones are made again on demand).
+/// It evicts when it holds more than its own budget or when all rings together hold more than
+/// the server's memory budget.
 #[derive(Debug)]
 pub struct Ring {
     segments: BTreeMap<u64, Stored>,
     bytes: usize,
     budget: usize,
+    shared: Budget,
 }
 
 impl Ring {
-    pub fn new(budget: usize) -> Ring {
+    pub fn new(budget: usize, shared: Budget) -> Ring {
         Ring {
             segments: BTreeMap::new(),
             bytes: 0,
             budget,
+            shared,
         }
     }
 
@@ -48,13 +54,15 @@ impl Ring {
             return;
         }
         self.bytes += stored.bytes.len();
+        self.shared.add_bytes(stored.bytes.len());
         self.segments.insert(k, stored);
-        while self.bytes > self.budget {
+        while self.bytes > self.budget || self.shared.over_memory() {
             let Some(victim) = self.victim(k, eviction, positions) else {
                 break;
             };
             if let Some(old) = self.segments.remove(&victim) {
                 self.bytes -= old.bytes.len();
+                self.shared.remove_bytes(old.bytes.len());
             }
         }
     }
@@ -100,6 +108,12 @@ impl Ring {
     }
 }
 
+impl Drop for Ring {
+    fn drop(&mut self) {
+        self.shared.remove_bytes(self.bytes);
+    }
+}
+
 /// Larger ranks are evicted first: (class, distance) with class 2 = behind every viewer,
 /// 1 = beyond a viewer's read-ahead, 0 = inside a viewer's read-ahead window.
 fn eviction_rank(k: u64, positions: &[u64], read_ahead: u64) -> (u8, u64) {
@@ -126,7 +140,7 @@ mod tests {
 
     #[test]
     fn oldest_first_keeps_a_consecutive_tail() {
-        let mut ring = Ring::new(1000);
+        let mut ring = Ring::new(1000, Budget::new(1, usize::MAX));
         for k in 0..5 {
             ring.insert(k, seg(300), Eviction::Oldest, &[]);
         }
@@ -141,7 +155,7 @@ mod tests {
     #[test]
     fn viewers_keep_what_is_just_ahead_of_them() {
         let eviction = Eviction::Viewers { read_ahead: 2 };
-        let mut ring = Ring::new(500);
+        let mut ring = Ring::new(500, Budget::new(1, usize::MAX));
         // A viewer at 10; segments behind it, in its window, and far ahead.
         for k in [5, 10, 11, 12, 30] {
             ring.insert(k, seg(100), eviction, &[10]);
@@ -160,8 +174,25 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_budget_caps_all_rings() {
+        let shared = Budget::new(1, 1000);
+        let mut a = Ring::new(10_000, shared.clone());
+        let mut b = Ring::new(10_000, shared.clone());
+        for k in 0..6 {
+            a.insert(k, seg(100), Eviction::Oldest, &[]);
+        }
+        for k in 0..6 {
+            b.insert(k, seg(100), Eviction::Oldest, &[]);
+        }
+        assert_eq!(shared.bytes(), 1000);
+        assert_eq!(a.bytes() + b.bytes(), 1000);
+        drop(a);
+        assert_eq!(shared.bytes(), b.bytes());
+    }
+
+    #[test]
     fn keeps_newest_even_if_too_big_and_ignores_duplicates() {
-        let mut ring = Ring::new(100);
+        let mut ring = Ring::new(100, Budget::new(1, usize::MAX));
         ring.insert(0, seg(50), Eviction::Oldest, &[]);
         ring.insert(1, seg(500), Eviction::Oldest, &[]);
         assert_eq!(ring.first(), Some(1));

@@ -11,29 +11,38 @@ pub fn force_at_boundaries(pad: &gst::Pad, period: gst::ClockTime) {
     // Boundary index the next keyframe is due at; None until the first buffer.
     let next = Mutex::new(None::<u64>);
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let index = pts.nseconds() / period_ns;
-        let mut next = next.lock();
-        let due = match *next {
-            None => true,
-            Some(boundary) => index >= boundary,
-        };
-        if due {
-            *next = Some(index.saturating_add(1));
-            // No running time: "key unit as soon as possible", i.e. the buffer about to pass.
-            // (x264enc shifts its input timeline by 1000 h to keep DTS positive, so a running
-            // time computed here would never match the encoder's.)
-            let event = gst_video::DownstreamForceKeyUnitEvent::builder()
-                .timestamp(pts)
-                .stream_time(pts)
-                .all_headers(true)
-                .count(u32::try_from(index).unwrap_or(u32::MAX))
-                .build();
-            drop(next);
-            pad.push_event(event);
-        }
+        // A panic must not unwind into the streaming thread's C code; the buffer passes either way.
+        super::guard::guard("the keyframe probe", || {
+            on_buffer(pad, info, period_ns, &next)
+        });
         gst::PadProbeReturn::Ok
     });
+}
+
+/// Sends a force-key-unit event ahead of `info`'s buffer if it is the first at or past the next
+/// boundary.
+fn on_buffer(pad: &gst::Pad, info: &gst::PadProbeInfo, period_ns: u64, next: &Mutex<Option<u64>>) {
+    let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
+        return;
+    };
+    let index = pts.nseconds() / period_ns;
+    let mut next = next.lock();
+    let due = match *next {
+        None => true,
+        Some(boundary) => index >= boundary,
+    };
+    if due {
+        *next = Some(index.saturating_add(1));
+        // No running time: "key unit as soon as possible", i.e. the buffer about to pass.
+        // (x264enc shifts its input timeline by 1000 h to keep DTS positive, so a running
+        // time computed here would never match the encoder's.)
+        let event = gst_video::DownstreamForceKeyUnitEvent::builder()
+            .timestamp(pts)
+            .stream_time(pts)
+            .all_headers(true)
+            .count(u32::try_from(index).unwrap_or(u32::MAX))
+            .build();
+        drop(next);
+        pad.push_event(event);
+    }
 }

@@ -4,11 +4,14 @@
 //! (call it from `spawn_blocking`), and results leave through the [`Output`] callbacks, which are
 //! invoked on GStreamer's streaming thread (segments) and on this module's bus thread (the end).
 
+mod guard;
 mod keyframes;
 mod pipeline;
 mod probe;
+mod registry;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -18,9 +21,18 @@ use crate::config::EncoderSettings;
 use crate::library::Source;
 use crate::segmenter::{Segment, Segmenter};
 pub use probe::{DEMO_DURATION, PROBE_TIMEOUT, Probe, probe};
+pub use registry::{RegistryEnv, registry_env};
 
 /// Name of the application message that asks the bus thread to stop the pipeline.
 const STOP_MESSAGE: &str = "hlss-stop";
+/// Pipelines whose bus thread has not yet set them to NULL.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// How many pipelines exist and are not yet stopped (for a clean shutdown).
+pub fn running() -> usize {
+    RUNNING.load(Ordering::Acquire)
+}
+
 /// Longest a run that starts mid-file may take to preroll before it seeks.
 const PREROLL_TIMEOUT: gst::ClockTime = gst::ClockTime::from_seconds(10);
 
@@ -68,25 +80,35 @@ impl Transcode {
         graph.appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let mut segments = Vec::new();
-                    {
-                        let mut segmenter = feed_segmenter.lock();
-                        let mut push = |buffer: &gst::BufferRef| {
-                            if let Ok(map) = buffer.map_readable() {
-                                segmenter.push(map.as_slice(), &mut segments);
+                    guard::guard("the appsink callback", || {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let mut segments = Vec::new();
+                        {
+                            let mut segmenter = feed_segmenter.lock();
+                            let mut push = |buffer: &gst::BufferRef| {
+                                if let Ok(map) = buffer.map_readable() {
+                                    segmenter.push(map.as_slice(), &mut segments);
+                                }
+                            };
+                            if let Some(list) = sample.buffer_list() {
+                                list.iter().for_each(&mut push);
+                            } else if let Some(buffer) = sample.buffer() {
+                                push(buffer);
                             }
-                        };
-                        if let Some(list) = sample.buffer_list() {
-                            list.iter().for_each(&mut push);
-                        } else if let Some(buffer) = sample.buffer() {
-                            push(buffer);
                         }
-                    }
-                    for segment in segments {
-                        feed_output.segment(segment);
-                    }
-                    Ok(gst::FlowSuccess::Ok)
+                        for segment in segments {
+                            feed_output.segment(segment);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .unwrap_or_else(|| {
+                        gst::element_error!(
+                            sink,
+                            gst::CoreError::Failed,
+                            ("internal error while cutting segments")
+                        );
+                        Err(gst::FlowError::Error)
+                    })
                 })
                 .build(),
         );
@@ -96,10 +118,27 @@ impl Transcode {
             .bus()
             .ok_or_else(|| TranscodeError::Failed("pipeline has no bus".into()))?;
         let pipeline = graph.pipeline.clone();
+        RUNNING.fetch_add(1, Ordering::AcqRel);
         std::thread::Builder::new()
             .name("hlss-bus".into())
-            .spawn(move || watch_bus(&bus, &pipeline, &segmenter, output.as_ref()))
-            .map_err(|err| TranscodeError::Failed(format!("cannot start bus thread: {err}")))?;
+            .spawn(move || {
+                // A panic here must still stop the pipeline and report the end.
+                if guard::guard("the bus thread", || {
+                    watch_bus(&bus, &pipeline, &segmenter, output.as_ref())
+                })
+                .is_none()
+                {
+                    let _ = pipeline.set_state(gst::State::Null);
+                    guard::guard("the end callback", || {
+                        output.end(Err(TranscodeError::Failed("internal error".into())))
+                    });
+                }
+                RUNNING.fetch_sub(1, Ordering::AcqRel);
+            })
+            .map_err(|err| {
+                RUNNING.fetch_sub(1, Ordering::AcqRel);
+                TranscodeError::Failed(format!("cannot start bus thread: {err}"))
+            })?;
 
         let transcode = Transcode {
             pipeline: graph.pipeline,
@@ -212,6 +251,11 @@ fn bus_error(err: &gst::message::Error) -> TranscodeError {
 
 /// Sorts GStreamer errors into "this is not media we can play" and "something broke".
 fn classify(error: &gst::glib::Error) -> TranscodeError {
+    // Resource messages name the file's path on the server ("Could not open file \"/srv/…\""),
+    // which a client must not learn; the kind of failure is all it needs.
+    if error.kind::<gst::ResourceError>().is_some() {
+        return TranscodeError::Failed("the file could not be read".into());
+    }
     let reason = error.message().trim_end_matches('.').to_owned();
     let not_media = matches!(
         error.kind::<gst::StreamError>(),

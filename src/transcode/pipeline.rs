@@ -162,7 +162,11 @@ fn build_file(
         let (Some(pipeline), Some(mux)) = (weak_pipeline.upgrade(), weak_mux.upgrade()) else {
             return;
         };
-        if let Err(err) = link_decoded(&pipeline, &mux, &branch, pad, &on_pad) {
+        let linked = super::guard::guard("pad-added", || {
+            link_decoded(&pipeline, &mux, &branch, pad, &on_pad)
+        })
+        .unwrap_or_else(|| Err(TranscodeError::Failed("internal error".into())));
+        if let Err(err) = linked {
             gst::element_error!(
                 decode,
                 gst::CoreError::Negotiation,
@@ -172,6 +176,7 @@ fn build_file(
         }
     });
     decode.connect_no_more_pads(move |decode| {
+        // Reading two flags cannot panic; nothing here needs a guard.
         let linked = linked.lock();
         if !linked.video && !linked.audio {
             gst::element_error!(

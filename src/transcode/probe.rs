@@ -18,8 +18,17 @@ pub struct Probe {
     pub duration: Option<Duration>,
 }
 
-/// Probes `source`. Blocking: call off the async runtime.
+/// Probes `source`. Blocking: call off the async runtime. A panic inside becomes an error, so
+/// the stream waiting for this answer gets one.
 pub fn probe(source: &Source) -> Result<Probe, TranscodeError> {
+    super::guard::guard("the probe", || discover(source)).unwrap_or_else(|| {
+        Err(TranscodeError::Failed(
+            "internal error while probing".into(),
+        ))
+    })
+}
+
+fn discover(source: &Source) -> Result<Probe, TranscodeError> {
     let path = match source {
         Source::Demo => {
             return Ok(Probe {

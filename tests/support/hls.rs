@@ -152,8 +152,22 @@ pub fn parse(text: &str) -> Result<Playlist, String> {
     if !independent_segments {
         return Err("no #EXT-X-INDEPENDENT-SEGMENTS".into());
     }
+    // Segment URIs carry the viewer's session as `?s=<16 hex digits>`, the same on every one.
+    let session = segments
+        .first()
+        .and_then(|s| s.uri.split_once('?'))
+        .map(|(_, query)| query.to_owned());
+    if let Some(query) = &session {
+        let id = query.strip_prefix("s=").unwrap_or("");
+        if id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("segment URI query {query:?} is not a session id"));
+        }
+    }
     for (i, segment) in segments.iter().enumerate() {
-        let expected = format!("{i}.ts");
+        let expected = match &session {
+            Some(query) => format!("{i}.ts?{query}"),
+            None => format!("{i}.ts"),
+        };
         if segment.uri != expected {
             return Err(format!(
                 "segment URI {:?}, wanted {expected:?}",

@@ -20,6 +20,8 @@ const BODY_LIMIT: u64 = 256 * 1024 * 1024;
 pub struct Reply {
     pub status: u16,
     pub content_type: Option<String>,
+    /// The `Retry-After` header, for 503s.
+    pub retry_after: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -72,6 +74,10 @@ pub fn try_get(url: &str) -> Result<Reply, String> {
         .headers()
         .get(CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let body = response
         .body_mut()
         .with_config()
@@ -81,6 +87,7 @@ pub fn try_get(url: &str) -> Result<Reply, String> {
     Ok(Reply {
         status,
         content_type,
+        retry_after,
         body,
     })
 }

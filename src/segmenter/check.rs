@@ -1,0 +1,253 @@
+//! Invariants every segmenter output must keep whatever the input; shared by tests and fuzz targets.
+
+use std::time::Duration;
+
+use super::packet::{PACKET_SIZE, Packet, SYNC_BYTE};
+use super::{MAX_PTS_STEP, MAX_SEGMENT_BYTES, Segment, Segmenter, Stats, pes, psi};
+
+/// Packets a segment may hold beyond `MAX_SEGMENT_BYTES`: the one that crossed the limit.
+const OVERSHOOT_BYTES: usize = PACKET_SIZE;
+
+/// Inserted packets at the head of every segment (PAT, PMT).
+const HEAD_PACKETS: usize = 2;
+
+/// Feeds `input` to a fresh segmenter in chunks of the given lengths (the rest in one piece), then
+/// finishes; lengths beyond the input are clamped.
+pub fn run_split(
+    target: Duration,
+    input: &[u8],
+    chunk_lens: impl IntoIterator<Item = usize>,
+) -> (Vec<Segment>, Stats) {
+    let mut s = Segmenter::new(target);
+    let mut out = Vec::new();
+    let mut rest = input;
+    for len in chunk_lens {
+        let (chunk, tail) = rest.split_at(len.min(rest.len()));
+        s.push(chunk, &mut out);
+        rest = tail;
+    }
+    s.push(rest, &mut out);
+    out.extend(s.finish());
+    (out, s.stats())
+}
+
+/// Runs `input` in one piece and split at `chunk_lens`, checks the first output with
+/// [`check_segments`] and that the chunking changed nothing, stats included. Returns the segments.
+pub fn stream_case(
+    target: Duration,
+    input: &[u8],
+    chunk_lens: &[usize],
+) -> Result<Vec<Segment>, String> {
+    let (whole, stats) = run_split(target, input, []);
+    check_segments(input, &whole)?;
+    if stats.skipped_bytes > input.len() as u64 {
+        return Err(format!(
+            "skipped {} bytes of {}",
+            stats.skipped_bytes,
+            input.len()
+        ));
+    }
+    let (split, split_stats) = run_split(target, input, chunk_lens.iter().copied());
+    same_segments(&whole, &split).map_err(|e| format!("chunking changed the result: {e}"))?;
+    if split_stats != stats {
+        return Err(format!(
+            "chunking changed the stats: {stats:?} versus {split_stats:?}"
+        ));
+    }
+    Ok(whole)
+}
+
+/// Bytes at the start of a [`raw_case`] input that pick the target and the chunking.
+pub const RAW_CONFIG_BYTES: usize = 3;
+
+/// The raw-bytes fuzz case: byte 0 picks the target (25 ms steps up to 6.375 s), bytes 1 and 2
+/// seed the chunk lengths, the rest is the stream; then [`stream_case`].
+pub fn raw_case(data: &[u8]) -> Result<(), String> {
+    let (config, input) = data.split_at(data.len().min(RAW_CONFIG_BYTES));
+    let byte = |i: usize| config.get(i).copied().unwrap_or(0);
+    let target = Duration::from_millis(u64::from(byte(0)) * 25);
+    let seed = u64::from(u16::from_le_bytes([byte(1), byte(2)]));
+    stream_case(target, input, &chunk_lens(seed, input.len())).map(drop)
+}
+
+/// Pseudo-random chunk lengths covering `total` bytes: empty chunks, single bytes, lengths around
+/// a packet and long runs, so packets straddle chunks in every way.
+pub fn chunk_lens(seed: u64, total: usize) -> Vec<usize> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut lens = Vec::new();
+    let mut sum = 0;
+    while sum < total {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let r = (x >> 8) as usize;
+        let len = match x % 6 {
+            0 => 0,
+            1 => 1 + r % 4,
+            2 => PACKET_SIZE - 2 + r % 5,
+            3 => r % (3 * PACKET_SIZE),
+            _ => r % 8192,
+        };
+        lens.push(len);
+        sum += len;
+    }
+    lens
+}
+
+/// Checks what must hold for the output of a fresh [`Segmenter`] fed `input` (in any chunks):
+/// - sequence numbers are 0, 1, 2, ...;
+/// - every segment is a non-empty run of whole 188-byte packets starting with 0x47, at most
+///   `MAX_SEGMENT_BYTES` plus one packet, with a duration no longer than two `MAX_PTS_STEP`;
+/// - it starts with a PAT, then a PMT on that PAT's PMT PID for its program, then a PES start with
+///   the segment's `pts_start` on a stream that PMT lists (the PMT's video PID with the random
+///   access flag if `starts_with_keyframe`); the PAT and PMT are packets of the input;
+/// - the packets after the head, across all segments, are input packets in input order, none used
+///   twice: nothing invented, reordered or duplicated. In particular the output is at most the input
+///   plus two packets per segment.
+pub fn check_segments(input: &[u8], segments: &[Segment]) -> Result<(), String> {
+    let total: usize = segments.iter().map(|s| s.bytes.len()).sum();
+    let bound = input.len() + segments.len() * HEAD_PACKETS * PACKET_SIZE;
+    if total > bound {
+        return Err(format!(
+            "{total} output bytes exceed {bound} (input plus inserted tables)"
+        ));
+    }
+    // Input offset after the last body packet matched so far.
+    let mut cursor = 0;
+    for (i, seg) in segments.iter().enumerate() {
+        let fail = |msg: String| format!("segment {i} (sequence {}): {msg}", seg.sequence);
+        check_one(seg, i).map_err(fail)?;
+        let mut packets = seg.bytes.chunks_exact(PACKET_SIZE);
+        let heads: Vec<&[u8]> = packets.by_ref().take(HEAD_PACKETS).collect();
+        for (k, p) in packets.enumerate() {
+            let Some(at) = find_packet(input, cursor, p) else {
+                return Err(fail(format!(
+                    "packet {} is not an input packet after offset {cursor} (invented, reordered or \
+                     duplicated)",
+                    k + HEAD_PACKETS
+                )));
+            };
+            cursor = at + PACKET_SIZE;
+            if k == 0 {
+                // The tables usually come shortly before the packet that started the segment:
+                // search backwards from there first. (Not only there: with repeated input the match
+                // for the start packet may be an earlier copy than the one the segmenter took.)
+                for head in &heads {
+                    if !rfind_packet(&input[..at], head) && find_packet(input, at, head).is_none() {
+                        return Err(fail("inserted PAT/PMT is not an input packet".into()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The checks that need only the segment itself.
+fn check_one(seg: &Segment, index: usize) -> Result<(), String> {
+    if seg.sequence != index as u64 {
+        return Err(format!("sequence should be {index}"));
+    }
+    let len = seg.bytes.len();
+    if len == 0 || !len.is_multiple_of(PACKET_SIZE) {
+        return Err(format!("{len} bytes is not a non-zero multiple of 188"));
+    }
+    if len > MAX_SEGMENT_BYTES + OVERSHOOT_BYTES {
+        return Err(format!("{len} bytes is over the segment size limit"));
+    }
+    if seg.duration > MAX_PTS_STEP * 2 {
+        return Err(format!("implausible duration {:?}", seg.duration));
+    }
+    if seg.pts_start > pes::PTS_MASK {
+        return Err(format!("pts_start {} is not a 33-bit PTS", seg.pts_start));
+    }
+    if let Some(k) = seg
+        .bytes
+        .chunks_exact(PACKET_SIZE)
+        .position(|p| p[0] != SYNC_BYTE)
+    {
+        return Err(format!("packet {k} lacks the sync byte"));
+    }
+    let mut head = seg.bytes.chunks_exact(PACKET_SIZE).map(Packet::parse);
+    let (Some(Some(pat)), Some(Some(pmt)), Some(Some(first))) =
+        (head.next(), head.next(), head.next())
+    else {
+        return Err("fewer than three parseable packets".into());
+    };
+    let pat_info = (pat.pid == 0 && pat.pusi)
+        .then(|| psi::parse_pat(pat.payload))
+        .flatten()
+        .ok_or("first packet is not a PAT")?;
+    let pmt_info = (pmt.pid == pat_info.pmt_pid && pmt.pusi)
+        .then(|| psi::parse_pmt(pmt.payload))
+        .flatten()
+        .filter(|p| p.program_number == pat_info.program_number)
+        .ok_or("second packet is not the PAT's PMT")?;
+    if !first.pusi || !pmt_info.streams.iter().any(|es| es.pid == first.pid) {
+        return Err("third packet is not a PES start on a stream of the PMT".into());
+    }
+    if pes::pts(first.payload) != Some(seg.pts_start) {
+        return Err("third packet's PTS is not pts_start".into());
+    }
+    if seg.starts_with_keyframe {
+        let video = pmt_info
+            .streams
+            .iter()
+            .find(|es| es.is_video() && es.pid != 0 && es.pid != 0x1FFF && es.pid != pmt.pid)
+            .map(|es| es.pid);
+        if video != Some(first.pid) || !first.rai {
+            return Err("starts_with_keyframe but the third packet is no video keyframe".into());
+        }
+    }
+    Ok(())
+}
+
+/// Offset of the first copy of `packet` in `input` at or after `from`.
+fn find_packet(input: &[u8], from: usize, packet: &[u8]) -> Option<usize> {
+    let first = *packet.first()?;
+    let last = input.len().checked_sub(packet.len())?;
+    (from..=last).find(|&i| input[i] == first && input[i..i + packet.len()] == *packet)
+}
+
+/// Whether `input` contains a copy of `packet`, searching from the end.
+fn rfind_packet(input: &[u8], packet: &[u8]) -> bool {
+    let (Some(&first), Some(last)) = (packet.first(), input.len().checked_sub(packet.len())) else {
+        return false;
+    };
+    (0..=last)
+        .rev()
+        .any(|i| input[i] == first && input[i..i + packet.len()] == *packet)
+}
+
+/// Checks that two runs gave the same segments, field by field and byte by byte.
+pub fn same_segments(a: &[Segment], b: &[Segment]) -> Result<(), String> {
+    if a.len() != b.len() {
+        return Err(format!("{} segments versus {}", a.len(), b.len()));
+    }
+    for (x, y) in a.iter().zip(b) {
+        let fields = |s: &Segment| (s.sequence, s.pts_start, s.duration, s.starts_with_keyframe);
+        if fields(x) != fields(y) {
+            return Err(format!(
+                "segment {}: {:?} versus {:?}",
+                x.sequence,
+                fields(x),
+                fields(y)
+            ));
+        }
+        if x.bytes != y.bytes {
+            let at = x
+                .bytes
+                .iter()
+                .zip(y.bytes.iter())
+                .position(|(p, q)| p != q)
+                .unwrap_or(x.bytes.len().min(y.bytes.len()));
+            return Err(format!(
+                "segment {}: bytes differ at {at} ({} versus {} bytes)",
+                x.sequence,
+                x.bytes.len(),
+                y.bytes.len()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! End-to-end in a real browser: Debian's Chromium, headless, driven by playwright-core (tests/browser/).
+//!
+//! Needs `node`, `npm` and `/usr/bin/chromium` (`make test` installs them); without them these
+//! tests fail with a message saying what is missing, never pass silently. Set `HLSS_CHROMIUM` to
+//! use another Chromium binary.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use support::media::{self, LONG, long_root};
+use support::{Server, media_root, tools};
+
+/// Bound on one scenario: starting Chromium, transcoding and playing several seconds of media.
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(180);
+/// Bound on `npm ci` for playwright-core.
+const NPM_TIMEOUT: Duration = Duration::from_secs(300);
+/// The tests' own npm package: playwright-core (a driver only: it never downloads a browser).
+const NODE_FILES: [&str; 3] = ["package.json", "package-lock.json", "play.mjs"];
+/// A small picture keeps transcoding light on a two-core machine while Chromium decodes.
+const FAST: [&str; 4] = ["--preset", "ultrafast", "--max-height", "240"];
+
+/// One browser at a time: two cores cannot transcode and decode for several at once.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("HLSS_CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.is_file(),
+        "{} not found: install Debian's Chromium (`apt-get install chromium`, as `make test` \
+         does) or set HLSS_CHROMIUM",
+        path.display()
+    );
+    path
+}
+
+/// Copies tests/browser/ into cargo's test temp dir and installs playwright-core there with
+/// `npm ci` (once per run), so the source tree gets no node_modules.
+fn node_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-node");
+        std::fs::create_dir_all(&dir).expect("create the node folder");
+        let mut changed = !dir.join("node_modules/playwright-core").is_dir();
+        for file in NODE_FILES {
+            let new = std::fs::read(source.join(file))
+                .unwrap_or_else(|e| panic!("read tests/browser/{file}: {e}"));
+            if std::fs::read(dir.join(file)).ok().as_deref() != Some(new.as_slice()) {
+                std::fs::write(dir.join(file), &new).expect("copy the browser test files");
+                changed |= file != "play.mjs";
+            }
+        }
+        if changed {
+            let run = tools::run_with_timeout(
+                Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+                    .current_dir(&dir),
+                NPM_TIMEOUT,
+            );
+            assert!(
+                run.success(),
+                "`npm ci` for playwright-core failed (are node and npm installed? `make test` \
+                 installs them): {}",
+                run.describe()
+            );
+        }
+        dir
+    })
+}
+
+/// Runs one scenario of play.mjs and returns its RESULT line's JSON.
+fn scenario(name: &str, base: &str, options: &str) -> String {
+    let chromium = chromium();
+    let dir = node_dir();
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let options = options.replace("$CHROMIUM", &json_escape(&chromium.to_string_lossy()));
+    let run = tools::run_with_timeout(
+        Command::new("node")
+            .arg(dir.join("play.mjs"))
+            .args([name, base, &options])
+            .current_dir(dir),
+        SCENARIO_TIMEOUT,
+    );
+    let result = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .map(str::to_owned);
+    match result {
+        Some(result) if run.success() => {
+            eprintln!("{name}: {result}");
+            result
+        }
+        _ => panic!("browser scenario {name} failed: {}", run.describe()),
+    }
+}
+
+fn json_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// A number field of the flat JSON play.mjs prints.
+fn number(json: &str, field: &str) -> f64 {
+    let key = format!("\"{field}\":");
+    json.split(&key)
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no number {field} in {json}"))
+}
+
+/// Where the screenshot goes: beside cargo's build output, kept as a CI artifact.
+fn artifact(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .unwrap_or(Path::new(env!("CARGO_TARGET_TMPDIR")))
+        .join("browser-artifacts")
+        .join(name)
+}
+
+#[test]
+fn index_click_plays_on_the_player_page() {
+    let server = Server::start(media_root(), &FAST);
+    let shot = artifact("player.png");
+    let _ = std::fs::remove_file(&shot);
+    let awkward_path = format!(
+        "/watch/{}",
+        media::AWKWARD
+            .rel
+            .split('/')
+            .map(encode)
+            .collect::<Vec<_>>()
+            .join("/")
+    );
+    let options = format!(
+        r#"{{"chromium":"$CHROMIUM","file":"{file}","watchPath":"/watch/{file}","folder":"/",
+            "screenshot":"{shot}","awkwardPath":"{awkward_path}","awkwardName":"{awkward_name}"}}"#,
+        file = media::MP4.rel,
+        shot = json_escape(&shot.to_string_lossy()),
+        awkward_name = json_escape(media::AWKWARD.rel.rsplit('/').next().unwrap_or_default()),
+    );
+    let result = scenario("index", &base(&server), &options);
+    assert!(number(&result, "mediaTime") > 4.0, "{result}");
+    let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("screenshot {shot:?}: {e}"));
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    assert!(number(&result, "screenshotColours") > 20.0, "{result}");
+}
+
+#[test]
+fn seeking_to_80_percent_keeps_playing() {
+    let server = Server::start(long_root(), &FAST);
+    let options = format!(r#"{{"chromium":"$CHROMIUM","watchPath":"/watch/{LONG}"}}"#);
+    let result = scenario("seek", &base(&server), &options);
+    let (to, reached) = (number(&result, "seekTo"), number(&result, "reached"));
+    assert!(reached > to + 3.0, "{result}");
+}
+
+#[test]
+fn another_origin_plays_the_stream() {
+    let server = Server::start(media_root(), &FAST);
+    let options = format!(
+        r#"{{"chromium":"$CHROMIUM","playlistPath":"/hls/{}/index.m3u8"}}"#,
+        media::MP4.rel
+    );
+    let result = scenario("cors", &base(&server), &options);
+    assert!(number(&result, "mediaTime") > 3.0, "{result}");
+}
+
+/// The server's URL without the trailing slash, as play.mjs joins paths to it.
+fn base(server: &Server) -> String {
+    server.url("/").trim_end_matches('/').to_owned()
+}
+
+/// Percent-encodes one path component as the server's links do (RFC 3986 unreserved kept).
+fn encode(component: &str) -> String {
+    component
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,241 @@
+// Drives Debian's Chromium (headless, through playwright-core) against a running hlss, for
+// tests/browser.rs. Usage: node play.mjs SCENARIO BASE_URL OPTIONS_JSON
+//   index  - open the listing, click a file, play it on the player page; keyboard; screenshot
+//   seek   - open a long file's player page, play, seek to 80 %, keep playing
+//   cors   - a page on another origin plays the playlist with hls.js served by hlss
+// Prints "RESULT {json}" on success; exits 1 with a reason otherwise.
+import { chromium } from 'playwright-core';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [scenario, base, optionsJson] = process.argv.slice(2);
+const options = JSON.parse(optionsJson || '{}');
+const executablePath = options.chromium || '/usr/bin/chromium';
+
+class Failure extends Error {}
+function check(condition, message) {
+  if (!condition) throw new Failure(message);
+}
+
+const browser = await chromium.launch({
+  executablePath,
+  headless: true,
+  // Without the background-networking flags a closed network refuses many connections.
+  args: [
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+  timeout: 60_000,
+});
+const context = await browser.newContext({ viewport: { width: 1000, height: 760 } });
+const page = await context.newPage();
+const log = [];
+page.on('console', (m) => log.push(`console.${m.type()}: ${m.text()}`));
+page.on('pageerror', (e) => log.push(`pageerror: ${e.message}`));
+page.on('requestfailed', (r) => log.push(`requestfailed: ${r.url()} ${r.failure()?.errorText}`));
+
+/** Player state as the page sees it. */
+async function playerState() {
+  return page.evaluate(() => ({
+    engine: window.hlssPlayer && window.hlssPlayer.engine,
+    fatal: window.hlssPlayer && window.hlssPlayer.fatal,
+    warnings: window.hlssPlayer ? window.hlssPlayer.warnings.slice() : [],
+    currentTime: document.getElementById('video').currentTime,
+    duration: document.getElementById('video').duration,
+    paused: document.getElementById('video').paused,
+    videoWidth: document.getElementById('video').videoWidth,
+    status: document.getElementById('status').textContent,
+    durationText: document.getElementById('duration').textContent,
+  }));
+}
+
+/** Waits until the player's media time passes `seconds`, failing early on a fatal error. */
+async function playPast(seconds, timeoutMs) {
+  const deadline = Date.now() + timeoutMs;
+  let state;
+  for (;;) {
+    state = await playerState();
+    check(!state.fatal, `player failed: ${state.fatal}`);
+    if (state.currentTime > seconds) return state;
+    if (Date.now() > deadline) {
+      throw new Failure(`media time ${state.currentTime.toFixed(2)} s did not pass ${seconds} s ` +
+        `within ${timeoutMs} ms: ${JSON.stringify(state)}`);
+    }
+    await page.waitForTimeout(200);
+  }
+}
+
+/** Distinct colours (quantised) in a PNG, decoded by the browser itself. */
+async function distinctColours(png) {
+  const scratch = await context.newPage();
+  try {
+    const url = 'data:image/png;base64,' + png.toString('base64');
+    return await scratch.evaluate(async (src) => {
+      const img = new Image();
+      img.src = src;
+      await img.decode();
+      const canvas = document.createElement('canvas');
+      canvas.width = img.width;
+      canvas.height = img.height;
+      const g = canvas.getContext('2d');
+      g.drawImage(img, 0, 0);
+      const pixels = g.getImageData(0, 0, img.width, img.height).data;
+      const seen = new Set();
+      for (let i = 0; i < pixels.length; i += 4 * 7) {
+        seen.add((pixels[i] >> 4) << 8 | (pixels[i + 1] >> 4) << 4 | (pixels[i + 2] >> 4));
+      }
+      return seen.size;
+    }, url);
+  } finally {
+    await scratch.close();
+  }
+}
+
+/** Distinct colours in the video's current frame, drawn onto a canvas in the page. */
+async function frameColours() {
+  return page.evaluate(() => {
+    const video = document.getElementById('video');
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const g = canvas.getContext('2d');
+    g.drawImage(video, 0, 0);
+    const pixels = g.getImageData(0, 0, canvas.width, canvas.height).data;
+    const seen = new Set();
+    for (let i = 0; i < pixels.length; i += 4 * 3) {
+      seen.add((pixels[i] >> 4) << 8 | (pixels[i + 1] >> 4) << 4 | (pixels[i + 2] >> 4));
+    }
+    return seen.size;
+  });
+}
+
+async function index() {
+  await page.goto(base + '/', { waitUntil: 'load' });
+  // A person clicks the file's name in the listing.
+  await Promise.all([
+    page.waitForURL(/\/watch\//),
+    page.getByRole('link', { name: options.file, exact: true }).click(),
+  ]);
+  check(page.url() === base + options.watchPath,
+    `clicking ${options.file} opened ${page.url()}, wanted ${base + options.watchPath}`);
+  check((await page.locator('h1').textContent()) === options.file, 'the page names the file');
+  const played = await playPast(4, 40_000);
+  check(played.engine === 'hls.js', `engine ${played.engine}, wanted hls.js in Chromium`);
+  check(/^0:0[5-7]$/.test(played.durationText), `duration shown as ${played.durationText}`);
+  check(played.videoWidth > 0, 'no video size');
+  const colours = await frameColours();
+  check(colours > 20, `the video frame has only ${colours} colours`);
+
+  // Keyboard: K pauses and resumes, wherever focus is.
+  await page.keyboard.press('k');
+  await page.waitForFunction(() => document.getElementById('video').paused, null, { timeout: 5000 });
+  await page.keyboard.press('k');
+  await page.waitForFunction(() => !document.getElementById('video').paused, null, { timeout: 5000 });
+
+  const shot = await page.screenshot({ fullPage: true });
+  fs.mkdirSync(path.dirname(options.screenshot), { recursive: true });
+  fs.writeFileSync(options.screenshot, shot);
+  const shotColours = await distinctColours(shot);
+  check(shotColours > 20, `the screenshot has only ${shotColours} colours: blank?`);
+
+  // The back link leads to the folder.
+  const back = await page.locator('#back').getAttribute('href');
+  check(back === options.folder, `back link ${back}, wanted ${options.folder}`);
+
+  // A name that needs escaping everywhere shows as itself and plays.
+  let awkward = null;
+  if (options.awkwardPath) {
+    await page.goto(base + options.awkwardPath, { waitUntil: 'load' });
+    const shown = await page.locator('h1').textContent();
+    check(shown === options.awkwardName, `awkward name shown as ${JSON.stringify(shown)}`);
+    awkward = (await playPast(1, 40_000)).currentTime;
+  }
+  return {
+    mediaTime: played.currentTime,
+    duration: played.duration,
+    durationText: played.durationText,
+    status: played.status,
+    warnings: played.warnings,
+    frameColours: colours,
+    screenshotColours: shotColours,
+    screenshotBytes: shot.length,
+    awkwardMediaTime: awkward,
+  };
+}
+
+async function seek() {
+  await page.goto(base + options.watchPath, { waitUntil: 'load' });
+  const before = await playPast(2, 40_000);
+  check(before.duration > 60, `duration ${before.duration}`);
+  const target = before.duration * 0.8;
+  await page.evaluate((t) => { document.getElementById('video').currentTime = t; }, target);
+  const started = Date.now();
+  const after = await playPast(target + 3, 60_000);
+  const frame = await frameColours();
+  check(frame > 20, `the frame after the seek has only ${frame} colours`);
+  return {
+    beforeSeek: before.currentTime,
+    duration: before.duration,
+    seekTo: target,
+    reached: after.currentTime,
+    msToPlay3sAfterSeek: Date.now() - started,
+    warnings: after.warnings,
+    frameColours: frame,
+  };
+}
+
+async function cors() {
+  // Another origin: same host, another port, serving one page that uses hlss's hls.js and playlist.
+  const html = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>elsewhere</title>
+<script src="${base}/assets/hls.min.js"></script></head><body>
+<video id="video" muted controls></video><p id="status"></p><p id="duration"></p>
+<script>
+  window.hlssPlayer = { engine: 'hls.js', fatal: null, warnings: [] };
+  const video = document.getElementById('video');
+  const hls = new Hls();
+  hls.on(Hls.Events.ERROR, (_e, d) => {
+    const text = d.type + ': ' + d.details + (d.response ? ' HTTP ' + d.response.code : '');
+    if (d.fatal) window.hlssPlayer.fatal = text; else window.hlssPlayer.warnings.push(text);
+  });
+  hls.on(Hls.Events.MANIFEST_PARSED, () => video.play());
+  hls.loadSource(${JSON.stringify(base + options.playlistPath)});
+  hls.attachMedia(video);
+</script></body></html>`;
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${server.address().port}`;
+  try {
+    await page.goto(origin + '/', { waitUntil: 'load' });
+    check(await page.evaluate(() => typeof Hls === 'function'), 'hls.js did not load from hlss');
+    const played = await playPast(3, 40_000);
+    // Listings are not for other origins: the browser must refuse to let the page read one.
+    const listing = await page.evaluate((u) => fetch(u).then(() => 'readable', () => 'blocked'),
+      base + '/');
+    check(listing === 'blocked', `another origin could read the listing (${listing})`);
+    return { origin, mediaTime: played.currentTime, warnings: played.warnings, listing };
+  } finally {
+    server.close();
+  }
+}
+
+try {
+  const scenarios = { index, seek, cors };
+  check(scenarios[scenario], `unknown scenario ${scenario}`);
+  const result = await scenarios[scenario]();
+  console.log('RESULT ' + JSON.stringify(result));
+  await browser.close();
+} catch (err) {
+  console.error(`FAILED ${scenario}: ${err instanceof Failure ? err.message : err.stack}`);
+  console.error('--- browser log (tail)\n' + log.slice(-40).join('\n'));
+  await browser.close().catch(() => {});
+  process.exit(1);
+}
