@@ -13,6 +13,8 @@ RUN_PACKAGES := pkg-config libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugi
 # Tests: real clients (GStreamer's HLS demuxer via gst-launch, ffmpeg/ffprobe), media generation, and
 # Prometheus' own parser for /metrics.
 TEST_PACKAGES := $(RUN_PACKAGES) gstreamer1.0-tools ffmpeg python3-prometheus-client
+# Hardening tests: a syscall trace of a playback; util-linux (unshare, setpriv) is always installed.
+TEST_PACKAGES += strace
 # Browser and cache tests: Debian's Chromium (driven by playwright-core from npm, never a browser
 # download) and nginx as a caching proxy in front of hlss.
 TEST_PACKAGES += chromium nginx-light

@@ -177,14 +177,7 @@ fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpE
             .body(Bytes::new())
             .unwrap_or_default());
     }
-    let title = match &app.library {
-        Library::Folder { root } => root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".to_owned()),
-        Library::File { name, .. } => name.clone(),
-        Library::Demo => "hlss demo".to_owned(),
-    };
+    let title = app.library.title();
     Ok(reply(
         "text/html; charset=utf-8",
         "no-cache",

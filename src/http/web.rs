@@ -11,7 +11,7 @@ use warp::Filter;
 use warp::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 
 use crate::config::WebSettings;
-use crate::library::{Library, RelPath};
+use crate::library::RelPath;
 
 use super::caching::{self, Content};
 use super::urls::{self, Route};
@@ -117,14 +117,7 @@ fn is_vod_playlist(body: &[u8]) -> bool {
 /// `GET /watch/<file>`: the player page, for files the library can serve.
 pub fn watch(app: &App, rel: &RelPath) -> Result<Response<Bytes>, HttpError> {
     app.library.source(rel)?;
-    let title = match &app.library {
-        Library::Folder { root } => root
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "/".to_owned()),
-        Library::File { name, .. } => name.clone(),
-        Library::Demo => "hlss demo".to_owned(),
-    };
+    let title = app.library.title();
     let hlsjs = assets::hlsjs_src(&app.web);
     let mut response = Response::new(Bytes::from(player::page(&title, rel, &hlsjs)));
     let headers = response.headers_mut();

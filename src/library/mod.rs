@@ -78,6 +78,18 @@ impl Library {
         }
     }
 
+    /// What pages call the library: the folder's or file's name.
+    pub fn title(&self) -> String {
+        match self {
+            Library::Folder { root } => root
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "/".to_owned()),
+            Library::File { name, .. } => name.clone(),
+            Library::Demo => "hlss demo".to_owned(),
+        }
+    }
+
     /// The entries of the folder `rel`, sorted for display.
     pub fn list(&self, rel: &RelPath) -> Result<Vec<Entry>, LibraryError> {
         match self {

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use super::packet::{PACKET_SIZE, Packet, SYNC_BYTE};
-use super::{MAX_PTS_STEP, MAX_SEGMENT_BYTES, Segment, Segmenter, Stats, pes, psi};
+use super::{
+    MAX_PTS_STEP, MAX_SEGMENT_BYTES, MIN_SEGMENT_PACKETS, Segment, Segmenter, Stats, pes, psi,
+};
 
 /// Packets a segment may hold beyond `MAX_SEGMENT_BYTES`: the one that crossed the limit.
 const OVERSHOOT_BYTES: usize = PACKET_SIZE;
@@ -102,11 +104,16 @@ pub fn chunk_lens(seed: u64, total: usize) -> Vec<usize> {
 ///   the segment's `pts_start` on a stream that PMT lists (the PMT's video PID with the random
 ///   access flag if `starts_with_keyframe`); the PAT and PMT are packets of the input;
 /// - the packets after the head, across all segments, are input packets in input order, none used
-///   twice: nothing invented, reordered or duplicated. In particular the output is at most the input
-///   plus two packets per segment.
+///   twice: nothing invented, reordered or duplicated, except null packets padding a segment to
+///   `MIN_SEGMENT_PACKETS`. In particular the output is at most the input plus two packets per
+///   segment, plus that padding.
+fn is_null_packet(p: &[u8]) -> bool {
+    p.len() == PACKET_SIZE && p[0] == 0x47 && p[1] & 0x1F == 0x1F && p[2] == 0xFF
+}
+
 pub fn check_segments(input: &[u8], segments: &[Segment]) -> Result<(), String> {
     let total: usize = segments.iter().map(|s| s.bytes.len()).sum();
-    let bound = input.len() + segments.len() * HEAD_PACKETS * PACKET_SIZE;
+    let bound = input.len() + segments.len() * MIN_SEGMENT_PACKETS * PACKET_SIZE;
     if total > bound {
         return Err(format!(
             "{total} output bytes exceed {bound} (input plus inserted tables)"
@@ -117,7 +124,20 @@ pub fn check_segments(input: &[u8], segments: &[Segment]) -> Result<(), String> 
     for (i, seg) in segments.iter().enumerate() {
         let fail = |msg: String| format!("segment {i} (sequence {}): {msg}", seg.sequence);
         check_one(seg, i).map_err(fail)?;
-        let mut packets = seg.bytes.chunks_exact(PACKET_SIZE);
+        let all: Vec<&[u8]> = seg.bytes.chunks_exact(PACKET_SIZE).collect();
+        // Padding: null packets ending a segment of exactly the minimum size (after PAT, PMT and
+        // at least one packet of the input).
+        let padding = if all.len() == MIN_SEGMENT_PACKETS {
+            all.iter()
+                .rev()
+                .take_while(|p| is_null_packet(p))
+                .count()
+                .min(MIN_SEGMENT_PACKETS - HEAD_PACKETS - 1)
+        } else {
+            0
+        };
+        let body_end = all.len() - padding;
+        let mut packets = all[..body_end].iter().copied();
         let heads: Vec<&[u8]> = packets.by_ref().take(HEAD_PACKETS).collect();
         for (k, p) in packets.enumerate() {
             let Some(at) = find_packet(input, cursor, p) else {

@@ -24,7 +24,9 @@
 //! - it is on the video PID with the random_access_indicator set (a keyframe; mpegtsmux merges
 //!   buffer flags, so this is the only reliable signal) and `elapsed >= target - slack`: the encoder
 //!   puts keyframes at multiples of the target, but frame timing jitters by a frame; or
-//! - the program has no video and `elapsed >= target`; or
+//! - the program has no video and the PES is at or past the next point of a fixed grid,
+//!   `first segment's pts_start + n * target` (so audio-frame overshoot does not accumulate, and
+//!   runs started at different multiples of the target cut at the same media times); or
 //! - the program has video and `elapsed >= target + slack` (video stopped or the GOP is longer than
 //!   the target): such a segment has `starts_with_keyframe == false`; or
 //! - the segment has reached [`MAX_SEGMENT_BYTES`]; until such a PES start comes, further packets
@@ -89,6 +91,20 @@ pub const MAX_TARGET: Duration = Duration::from_secs(30);
 pub const MAX_CARRY_BYTES: usize = PACKET_SIZE;
 
 const PTS_WRAP: u64 = PTS_MASK + 1;
+
+/// Fewest packets in a segment: GStreamer's HLS demuxer (hlsdemux2 in 1.22) needs four sync bytes
+/// to accept a segment.
+pub const MIN_SEGMENT_PACKETS: usize = 4;
+
+/// A null packet (PID 0x1FFF), which every demuxer skips.
+const NULL_PACKET: [u8; PACKET_SIZE] = {
+    let mut p = [0xFF; PACKET_SIZE];
+    p[0] = SYNC_BYTE;
+    p[1] = 0x1F;
+    p[2] = 0xFF;
+    p[3] = 0x10;
+    p
+};
 
 /// Capacity for the first segment's buffer; later ones reserve about the size of the previous one.
 const INITIAL_SEGMENT_CAPACITY: usize = 256 << 10;
@@ -262,6 +278,8 @@ pub struct Segmenter {
     program: Program,
     /// PTS of the first PES seen while no segment has started yet.
     first_pts: Option<u64>,
+    /// Where audio-only cuts fall (see [`Grid`]).
+    grid: Option<Grid>,
     cur: Option<Current>,
     next_sequence: u64,
     capacity_hint: usize,
@@ -281,6 +299,7 @@ impl Segmenter {
             synced: false,
             program: Program::default(),
             first_pts: None,
+            grid: None,
             cur: None,
             next_sequence: 0,
             capacity_hint: INITIAL_SEGMENT_CAPACITY,
@@ -375,6 +394,7 @@ impl Segmenter {
         self.carry_len = 0;
         self.synced = false;
         self.first_pts = None;
+        self.grid = None;
         let cur = self.cur.take()?;
         Some(self.emit(cur, None))
     }
@@ -569,11 +589,15 @@ impl Segmenter {
                 (None, Elapsed::Discontinuity) => true,
                 (Some(_), Elapsed::Ticks(e)) if keyframe => e >= self.target - self.slack,
                 (Some(_), Elapsed::Ticks(e)) => e >= self.target + self.slack,
-                (None, Elapsed::Ticks(e)) => e >= self.target,
+                (None, Elapsed::Ticks(_)) => self.grid.is_none_or(|g| g.due(pts)),
             };
         if cut && ready {
             if oversize {
                 self.stats.forced_cuts += 1;
+            }
+            if since == Elapsed::Discontinuity {
+                // The timeline restarted: so does the grid.
+                self.grid = None;
             }
             return start;
         }
@@ -598,6 +622,15 @@ impl Segmenter {
         for es in &mut self.program.streams {
             es.segment_min_step = None;
         }
+        match &mut self.grid {
+            Some(grid) if grid.offset(pts) < PTS_WRAP / 2 => grid.advance(pts, self.target),
+            _ => {
+                self.grid = Some(Grid {
+                    origin: pts,
+                    next: self.target,
+                })
+            }
+        }
         // Packets are accepted while the length is below the limit: one may cross it.
         let cap_limit = self.max_segment_bytes + PACKET_SIZE;
         let mut buf = Vec::with_capacity(self.capacity_hint.min(cap_limit));
@@ -620,6 +653,11 @@ impl Segmenter {
     fn emit(&mut self, cur: Current, next_start: Option<u64>) -> Segment {
         let mut buf = cur.buf;
         buf.truncate(buf.len().saturating_sub(cur.tail_psi));
+        // GStreamer's HLS demuxer needs four packets to find the packet alignment of a segment;
+        // a final segment can be shorter (PAT, PMT, one packet of audio): pad it with null packets.
+        while buf.len() < MIN_SEGMENT_PACKETS * PACKET_SIZE {
+            buf.extend_from_slice(&NULL_PACKET);
+        }
         let measured = || {
             let last_frame = self
                 .program
@@ -650,6 +688,37 @@ impl Segmenter {
             duration: Duration::from_nanos(duration.saturating_mul(100_000) / 9),
             starts_with_keyframe: cur.keyframe,
         }
+    }
+}
+
+/// Audio-only cuts fall on a fixed grid, `origin + n * target`, anchored at the first segment's
+/// start, rather than `target` after each segment's start: a cut lands on the first PES at or past
+/// its grid point, so the excess never accumulates and a run started at media time `k * target`
+/// cuts where a run from the start does (within one audio frame).
+#[derive(Debug, Clone, Copy)]
+struct Grid {
+    origin: u64,
+    /// Ticks after `origin` of the next grid point.
+    next: u64,
+}
+
+impl Grid {
+    fn offset(&self, pts: u64) -> u64 {
+        pts.wrapping_sub(self.origin) & PTS_MASK
+    }
+
+    /// Whether a PES at `pts` is at or past the next grid point (and not before the origin).
+    fn due(&self, pts: u64) -> bool {
+        let offset = self.offset(pts);
+        offset >= self.next && offset < PTS_WRAP / 2
+    }
+
+    /// Moves the next grid point past `pts`, where a segment just started.
+    fn advance(&mut self, pts: u64, target: u64) {
+        let target = target.max(1);
+        self.next = (self.offset(pts) / target)
+            .saturating_add(1)
+            .saturating_mul(target);
     }
 }
 
@@ -988,6 +1057,53 @@ mod tests {
         assert_eq!(s, [0.006, 1.006, 2.006, 3.006, 4.006]);
         assert_eq!(durations(&segs), [1.0; 5]);
         assert!(segs.iter().all(|s| !s.starts_with_keyframe));
+    }
+
+    #[test]
+    fn audio_only_cuts_stay_on_the_grid() {
+        // AAC frames of 1024 samples at 48 kHz: 1920 ticks, which no 2 s boundary divides.
+        const FRAME: u64 = 1920;
+        let mut ts = Ts::default();
+        ts.psi(&[(0x0F, A)]);
+        for i in 0..(300 * SEC / FRAME) {
+            ts.0.push(pes(A, BASE + i * FRAME, false));
+        }
+        let segs = run(&ts.bytes(), secs(2.0));
+        check_invariants(&segs);
+        assert_eq!(segs.len(), 150);
+        for (k, seg) in segs.iter().enumerate() {
+            let offset = seg.pts_start - BASE;
+            let planned = k as u64 * 2 * SEC;
+            assert!(
+                (planned..planned + FRAME).contains(&offset),
+                "segment {k} starts {offset} ticks in, planned {planned}: cuts drifted"
+            );
+        }
+        // A run that starts at 200 s cuts where the run from the start does.
+        let mut later = Ts::default();
+        later.psi(&[(0x0F, A)]);
+        for i in 0..(20 * SEC / FRAME) {
+            later.0.push(pes(A, BASE + 200 * SEC + i * FRAME, false));
+        }
+        let resumed = run(&later.bytes(), secs(2.0));
+        for (seg, from_start) in resumed.iter().zip(&segs[100..]).take(9) {
+            assert!(seg.pts_start.abs_diff(from_start.pts_start) < FRAME);
+        }
+    }
+
+    #[test]
+    fn a_short_final_segment_is_padded_to_four_packets() {
+        let mut ts = Ts::default();
+        ts.psi(&[(0x0F, A)]);
+        ts.0.push(pes(A, BASE, false));
+        // The last packet cannot start a segment of its own (see `finish`), so it is dropped,
+        // leaving PAT, PMT and one packet.
+        ts.0.push(pes(A, BASE + 3 * SEC, false));
+        let segs = run(&ts.bytes(), secs(2.0));
+        assert_eq!(segs.len(), 1);
+        assert_eq!(segs[0].bytes.len(), MIN_SEGMENT_PACKETS * PACKET_SIZE);
+        let last = &segs[0].bytes[3 * PACKET_SIZE..];
+        assert_eq!(&last[..4], &[SYNC_BYTE, 0x1F, 0xFF, 0x10]);
     }
 
     #[test]

@@ -6,7 +6,10 @@ use super::{TranscodeError, classify};
 use crate::library::Source;
 
 /// Longest a probe may take; a file that cannot be typed and prerolled by then is refused.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Below 5 s so that a bad file is refused within 5 s even when its error is lost: decodebin
+/// can drop an error a demuxer posts while it is still being plugged (seen with truncated MP4
+/// heads on GStreamer 1.22), and then only this timeout ends the probe.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Length of the built-in demo.
 pub const DEMO_DURATION: Duration = Duration::from_secs(60);
@@ -56,7 +59,7 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
         }
         gst_pbutils::DiscovererResult::Timeout => {
             return Err(TranscodeError::NotMedia(format!(
-                "could not be read within {} s",
+                "no playable audio or video found within {} s (truncated or damaged?)",
                 PROBE_TIMEOUT.as_secs()
             )));
         }

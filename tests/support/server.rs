@@ -42,6 +42,12 @@ impl Server {
         let path = path.as_ref();
         let mut cmd = command(path, "127.0.0.1:0", extra_args);
         cmd.env("RUST_LOG", "hlss=debug");
+        Server::start_command(cmd, path)
+    }
+
+    /// Starts `cmd`, a server command line (possibly wrapped in another program that ends by
+    /// exec'ing it, so that killing the child kills the server), and waits for its listening line.
+    pub fn start_command(mut cmd: Command, path: &Path) -> Server {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_hlss")));
@@ -97,6 +103,11 @@ impl Server {
     pub fn url(&self, path: &str) -> String {
         assert!(path.starts_with('/'), "not an absolute path: {path:?}");
         format!("{}{path}", self.base)
+    }
+
+    /// The child's process id (the server's, unless a wrapper that does not exec runs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process is still running (it must survive bad requests).
