@@ -327,3 +327,31 @@ print("families", " ".join(sorted(families)))
         "{stdout}"
     );
 }
+
+#[test]
+fn a_replaced_file_is_reopened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("x.mp4");
+    std::fs::copy(media_root().join(media::MP4.rel), &file).expect("copy clip");
+    let server = Server::start(
+        dir.path(),
+        &["--preset", "ultrafast", "--max-height", "240"],
+    );
+    let url = server.url("/hls/x.mp4/index.m3u8");
+    let count = |text: &str| text.lines().filter(|l| l.starts_with("#EXTINF")).count();
+    let before = count(&http::get(&url).text());
+    assert_eq!(before, 3, "a 6 s clip in 2 s segments");
+    // Replace it (as a copy or a download would), settled: its modification time a while ago.
+    std::fs::copy(long_root().join(LONG), &file).expect("replace clip");
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)))
+        .expect("set mtime");
+    let after = count(&http::get(&url).text());
+    assert!(
+        after > 300,
+        "the playlist still describes the old file: {after} segments"
+    );
+    assert_eq!(http::get(&server.url("/hls/x.mp4/200.ts")).status, 200);
+}

@@ -142,10 +142,35 @@ impl State {
     }
 }
 
+/// How long a changed file must stay unchanged before its stream is reopened.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// A file's size and modification time: a replaced file differs in at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of(source: &Source) -> Option<FileStamp> {
+        let Source::File(path) = source else {
+            return None;
+        };
+        let meta = std::fs::metadata(path).ok()?;
+        Some(FileStamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        })
+    }
+}
+
 /// State shared with the runs' threads.
 struct Shared {
     name: String,
     source: Source,
+    /// The file as it was when the stream opened, to notice it being replaced.
+    opened_as: Option<FileStamp>,
     settings: crate::config::EncoderSettings,
     limits: Limits,
     budget: Budget,
@@ -184,6 +209,7 @@ impl Stream {
         Stream {
             shared: Arc::new(Shared {
                 name,
+                opened_as: FileStamp::of(&source),
                 source,
                 settings,
                 limits,
@@ -251,6 +277,20 @@ impl Stream {
             }
         }
         self.shared.bump();
+    }
+
+    /// True when the file was replaced or changed since the stream opened (its plan and segments
+    /// no longer describe it) and has not changed for [`SETTLE`] since, so a file still being
+    /// written is not reopened on every request.
+    pub(crate) fn changed_on_disk(&self) -> bool {
+        let now = FileStamp::of(&self.shared.source);
+        now != self.shared.opened_as
+            && now.is_some_and(|stamp| {
+                stamp
+                    .modified
+                    .and_then(|m| m.elapsed().ok())
+                    .is_some_and(|age| age >= SETTLE)
+            })
     }
 
     /// True when the stream cannot produce anything, so a new request should start afresh.

@@ -47,13 +47,16 @@ impl Registry {
     /// A new stream is refused while every transcode place is taken by streams in use.
     pub fn open(&self, source: &Source, name: &str) -> Result<Opened, StreamError> {
         let mut streams = self.streams.lock();
-        if let Some(stream) = streams.get(source)
-            && !stream.failed()
-        {
-            return Ok(Opened {
-                stream: stream.clone(),
-                created: false,
-            });
+        if let Some(stream) = streams.get(source) {
+            if stream.changed_on_disk() {
+                tracing::info!(stream = %name, "the file changed on disk; reopening it");
+                stream.stop_runs();
+            } else if !stream.failed() {
+                return Ok(Opened {
+                    stream: stream.clone(),
+                    created: false,
+                });
+            }
         }
         // The place for the new stream's first pipeline is taken now, so that many streams
         // opened at once cannot all get past this check before any pipeline starts.

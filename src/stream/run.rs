@@ -220,10 +220,21 @@ impl Output for Feed {
         };
         let transcode = {
             let mut state = shared.state.lock();
+            let planned = state.plan().and_then(Plan::count);
             let Some(run) = state.run_mut(self.run) else {
                 return;
             };
             match &result {
+                Ok(()) if planned.is_some_and(|count| run.next < count) && !run.cancelled => {
+                    tracing::warn!(
+                        stream = %shared.name,
+                        run = run.id,
+                        segments = run.next,
+                        planned = planned,
+                        "the media ended before its announced duration (truncated or damaged); \
+                         later segments are 404"
+                    )
+                }
                 Ok(()) => tracing::debug!(
                     stream = %shared.name, run = run.id, segments = run.made, "run complete"
                 ),
