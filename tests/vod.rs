@@ -198,10 +198,9 @@ fn gstreamer_seeks_on_the_hls_url() {
 }
 
 #[test]
-fn playing_stays_within_the_memory_budget() {
+fn a_full_play_stays_within_the_memory_budget() {
+    /// The whole clip is about 240 MiB of segments: fifteen budgets' worth.
     const BUDGET_MIB: u64 = 16;
-    /// Four minutes of this clip is about 90 MiB of segments: several budgets' worth.
-    const PLAY_SECONDS: u64 = 240;
     let server = start(&["--stream-memory", &BUDGET_MIB.to_string()]);
     let peak = AtomicU64::new(0);
     let done = AtomicBool::new(false);
@@ -220,32 +219,39 @@ fn playing_stays_within_the_memory_budget() {
                     std::thread::sleep(Duration::from_millis(100));
                 }
             });
+            // A generous bound: a loaded 2-core CI machine transcodes this in well under a minute.
             let run = tools::run_with_timeout(
                 std::process::Command::new("ffmpeg").args([
                     "-nostdin",
                     "-v",
                     "error",
+                    "-progress",
+                    "pipe:1",
                     "-i",
                     &playlist_url(&server),
-                    "-t",
-                    &PLAY_SECONDS.to_string(),
                     "-f",
                     "null",
                     "-",
                 ]),
-                Duration::from_secs(240),
+                Duration::from_secs(300),
             );
             done.store(true, Ordering::Relaxed);
             run
         });
     assert!(run.success(), "ffmpeg: {}", run.describe());
+    let played = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("out_time_us="))
+        .filter_map(|v| v.trim().parse::<f64>().ok())
+        .next_back()
+        .expect("ffmpeg reported its progress")
+        / 1e6;
+    let source = tools::probe_duration(&long_root().join(LONG));
+    support::check_duration("decoded duration", played, source).unwrap_or_else(|e| panic!("{e}"));
     let peak = peak.load(Ordering::Relaxed);
     let made = metric(&server, "hlss_stream_segments_made_total");
     eprintln!("peak {peak} bytes held, {made} segments made");
-    assert!(
-        made >= PLAY_SECONDS / 2,
-        "{made} segments made for {PLAY_SECONDS} s of playback"
-    );
     assert!(peak > 0, "never saw the stream hold anything");
     assert!(
         peak <= BUDGET_MIB << 20,
@@ -253,7 +259,7 @@ fn playing_stays_within_the_memory_budget() {
     );
     let held = metric(&server, "hlss_stream_bytes_held");
     assert!(
-        held * 3 < made * 750_000,
+        held * 4 < made * 750_000,
         "the stream still holds {held} bytes of the {made} segments it made: nothing was evicted"
     );
 }

@@ -95,36 +95,51 @@ const COPIES_OF_MP4: [&str; 5] = [AWKWARD.rel, HIDDEN, EP2, EP10, "zz last/inner
 
 const NOT_MEDIA_TEXT: &str = "This is a text file, not a video.\n";
 
-/// The media tree, generated on first use. Cached across runs in a folder named after a hash of the
-/// recipes, so that changing a recipe regenerates; built in a scratch folder and renamed into place,
-/// so that concurrent test processes never see half a tree.
+/// The media tree, generated on first use (see [`cached_tree`]).
 pub fn media_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         let recipes = recipes();
-        let mut hasher = DefaultHasher::new();
-        (&recipes, COPIES_OF_MP4, NOT_MEDIA_TEXT).hash(&mut hasher);
-        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let root = parent.join(format!("media-{:016x}", hasher.finish()));
-        if root.is_dir() {
-            return root;
-        }
-        let scratch = tempfile::Builder::new()
-            .prefix("media-tmp-")
-            .tempdir_in(parent)
-            .expect("create scratch folder for media");
-        generate(scratch.path(), &recipes);
-        if fs::rename(scratch.path(), &root).is_ok() {
-            // Renamed away: nothing left for the TempDir to clean up.
-            let _ = scratch.keep();
-        } else {
-            assert!(root.is_dir(), "cannot move generated media to {root:?}");
-        }
-        root
+        cached_tree("media", &(&recipes, COPIES_OF_MP4, NOT_MEDIA_TEXT), |dir| {
+            run_recipes(dir, &recipes);
+            for rel in COPIES_OF_MP4 {
+                let out = dir.join(rel);
+                fs::create_dir_all(out.parent().expect("has a parent")).expect("create folder");
+                fs::copy(dir.join(MP4.rel), &out)
+                    .unwrap_or_else(|e| panic!("copy to {out:?}: {e}"));
+            }
+            fs::write(dir.join(NOT_MEDIA), NOT_MEDIA_TEXT).expect("write text file");
+        })
     })
 }
 
-fn generate(dir: &Path, recipes: &[(&str, Vec<String>)]) {
+/// A generated folder, cached across runs in a folder named after `prefix` and a hash of `key`
+/// (the recipes), so that changing a recipe regenerates; built by `make` in a scratch folder and
+/// renamed into place, so that concurrent test processes never see half a tree.
+fn cached_tree(prefix: &str, key: &impl Hash, make: impl FnOnce(&Path)) -> PathBuf {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let root = parent.join(format!("{prefix}-{:016x}", hasher.finish()));
+    if root.is_dir() {
+        return root;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix(&format!("{prefix}-tmp-"))
+        .tempdir_in(parent)
+        .expect("create scratch folder for media");
+    make(scratch.path());
+    if fs::rename(scratch.path(), &root).is_ok() {
+        // Renamed away: nothing left for the TempDir to clean up.
+        let _ = scratch.keep();
+    } else {
+        assert!(root.is_dir(), "cannot move generated media to {root:?}");
+    }
+    root
+}
+
+/// Makes each recipe's file with ffmpeg.
+fn run_recipes(dir: &Path, recipes: &[(&str, Vec<String>)]) {
     for (rel, args) in recipes {
         let out = dir.join(rel);
         let output = Command::new("ffmpeg")
@@ -139,12 +154,6 @@ fn generate(dir: &Path, recipes: &[(&str, Vec<String>)]) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    for rel in COPIES_OF_MP4 {
-        let out = dir.join(rel);
-        fs::create_dir_all(out.parent().expect("has a parent")).expect("create folder");
-        fs::copy(dir.join(MP4.rel), &out).unwrap_or_else(|e| panic!("copy to {out:?}: {e}"));
-    }
-    fs::write(dir.join(NOT_MEDIA), NOT_MEDIA_TEXT).expect("write text file");
 }
 
 /// Length of the long clip, for seeking and memory tests: over ten minutes.
@@ -184,35 +193,6 @@ pub fn long_root() -> &'static Path {
             .map(String::from)
             .to_vec(),
         )];
-        let mut hasher = DefaultHasher::new();
-        recipe.hash(&mut hasher);
-        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let root = parent.join(format!("long-{:016x}", hasher.finish()));
-        if root.is_dir() {
-            return root;
-        }
-        let scratch = tempfile::Builder::new()
-            .prefix("long-tmp-")
-            .tempdir_in(parent)
-            .expect("create scratch folder for media");
-        for (rel, args) in &recipe {
-            let output = Command::new("ffmpeg")
-                .args(["-nostdin", "-hide_banner", "-v", "error", "-y"])
-                .args(args)
-                .arg(scratch.path().join(rel))
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run ffmpeg (is it installed?): {e}"));
-            assert!(
-                output.status.success(),
-                "ffmpeg failed to make {rel}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        if fs::rename(scratch.path(), &root).is_ok() {
-            let _ = scratch.keep();
-        } else {
-            assert!(root.is_dir(), "cannot move generated media to {root:?}");
-        }
-        root
+        cached_tree("long", &recipe, |dir| run_recipes(dir, &recipe))
     })
 }
