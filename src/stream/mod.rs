@@ -245,6 +245,15 @@ impl Stream {
     /// Probes the source and makes the plan; then starts a run at the beginning, since that is
     /// where players start. Blocking (GStreamer): call off the async runtime.
     pub(crate) fn prepare(&self) {
+        // Players start at the beginning, and segment 0 needs no plan: its pipeline starts while
+        // the probe runs, which takes the probe's time off the wait for the first segment. When
+        // every transcode is busy, the first segment request gets the 503 instead.
+        {
+            let mut state = self.shared.state.lock();
+            if let Err(err) = start_run(&self.shared, &mut state, 0) {
+                tracing::debug!(stream = %self.shared.name, "not starting at once: {err}");
+            }
+        }
         let target = self.shared.settings.segment;
         let probed = match self.shared.limits.mode {
             PlaylistMode::Event => Ok(Plan::new(target, None)),
@@ -252,28 +261,22 @@ impl Stream {
                 crate::transcode::probe(&self.shared.source).map(|p| Plan::new(target, p.duration))
             }
         };
-        {
-            let mut state = self.shared.state.lock();
-            match probed {
-                Ok(plan) => {
-                    tracing::info!(
-                        stream = %self.shared.name,
-                        playlist = if plan.is_vod() { "vod" } else { "event" },
-                        segments = plan.count(),
-                        "stream opened"
-                    );
-                    state.probing = Probing::Ready(plan);
-                    // Players start at the beginning; when every transcode is busy the first
-                    // segment request gets the 503 instead.
-                    if let Err(err) = start_run(&self.shared, &mut state, 0) {
-                        tracing::debug!(stream = %self.shared.name, "not starting at once: {err}");
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(stream = %self.shared.name, "cannot open stream: {err}");
-                    state.probing = Probing::Failed(err);
-                    state.reserved = None;
-                }
+        match probed {
+            Ok(plan) => {
+                tracing::info!(
+                    stream = %self.shared.name,
+                    playlist = if plan.is_vod() { "vod" } else { "event" },
+                    segments = plan.count(),
+                    "stream opened"
+                );
+                self.shared.state.lock().probing = Probing::Ready(plan);
+            }
+            Err(err) => {
+                tracing::warn!(stream = %self.shared.name, "cannot open stream: {err}");
+                self.stop_runs();
+                let mut state = self.shared.state.lock();
+                state.probing = Probing::Failed(err);
+                state.reserved = None;
             }
         }
         self.shared.bump();

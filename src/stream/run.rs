@@ -91,8 +91,12 @@ pub(super) fn start_run(
         Some(permit) => permit,
         None => return Err(StreamError::Busy(shared.budget.max_transcodes())),
     };
-    let Some(plan) = state.plan().cloned() else {
-        return Ok(());
+    // Segment 0 starts at media time 0 whatever the plan says, so it can start before the probe
+    // has made the plan; any other start needs the plan.
+    let at = match state.plan() {
+        Some(plan) => plan.start_of(k),
+        None if k == 0 => Duration::ZERO,
+        None => return Ok(()),
     };
     let id = state.next_run_id;
     state.next_run_id += 1;
@@ -113,11 +117,7 @@ pub(super) fn start_run(
         shared: Arc::downgrade(shared),
         run: id,
     });
-    let (source, settings, at) = (
-        shared.source.clone(),
-        shared.settings.clone(),
-        plan.start_of(k),
-    );
+    let (source, settings, at) = (shared.source.clone(), shared.settings.clone(), at);
     let weak = Arc::downgrade(shared);
     // Building and prerolling a pipeline blocks; never on the async runtime.
     let spawned = std::thread::Builder::new()
