@@ -5,7 +5,7 @@ mod path;
 
 use std::path::{Path, PathBuf};
 
-pub use listing::{Entry, EntryKind, natural_cmp};
+pub use listing::{Entry, EntryKind};
 pub use path::{RelPath, confine};
 
 /// Name of the built-in demo entry served when hlss is started without PATH.

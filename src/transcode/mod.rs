@@ -20,7 +20,8 @@ use parking_lot::Mutex;
 use crate::config::EncoderSettings;
 use crate::library::Source;
 use crate::segmenter::{Segment, Segmenter};
-pub use probe::{DEMO_DURATION, PROBE_TIMEOUT, Probe, probe};
+use probe::DEMO_DURATION;
+pub use probe::probe;
 pub use registry::{RegistryEnv, registry_env};
 
 /// Name of the application message that asks the bus thread to stop the pipeline.
