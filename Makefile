@@ -97,6 +97,13 @@ fuzz-run:
 		RUSTC_BOOTSTRAP=1 HLSS_NO_NPM=1 cargo fuzz run $(t) corpus/$(t) $(FUZZ_SEEDS_$(t)) -- \
 			-max_total_time=$(FUZZ_SECONDS) $(FUZZ_FLAGS) && ) true
 
-# Benchmarks (criterion); the segmenter's makes its 720p input with gst-launch-1.0 at run time.
-bench: test-deps
-	cargo bench --locked --bench segmenter
+# Benchmarks: hlss against ffmpeg, GStreamer hlssink2 and nginx, measured in the same run, plus the
+# criterion segmenter bench (it makes its 720p input with gst-launch-1.0). Prints the table and
+# writes BENCHMARKS.md; about 10 minutes on 2 cores after the build. Settings: see `bench/run.py` (BENCH_RUNS=5 ...).
+BENCH_PACKAGES := $(TEST_PACKAGES) wrk nginx python3
+
+bench:
+	$(call install_missing,$(BENCH_PACKAGES))
+	cargo build --release --locked
+	cargo bench --locked --bench segmenter --no-run
+	python3 bench/run.py

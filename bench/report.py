@@ -1,0 +1,296 @@
+# Turns the measured figures (target/bench/results.json) into the printed table and BENCHMARKS.md.
+"""Markdown rendering of the benchmark results. Every figure is a median over the runs of this one
+invocation, with the range (min–max) beside it; ratios are of medians measured back to back."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from pathlib import Path
+
+NOTES = Path(__file__).resolve().parent / "notes.md"
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def s(summ: dict | None, unit: str = "s", digits: int = 2) -> str:
+    """'0.65 s (0.60–0.70)' from a summary."""
+    if not summ or _nan(summ.get("median")):
+        return "n/a"
+    m, lo, hi = summ["median"], summ["min"], summ["max"]
+    if summ.get("n", 1) > 1:
+        return f"{m:.{digits}f} {unit} ({lo:.{digits}f}–{hi:.{digits}f})".replace(" ()", "")
+    return f"{m:.{digits}f} {unit}"
+
+
+def x(v, digits: int = 2) -> str:
+    return "n/a" if _nan(v) else f"{v:.{digits}f}×"
+
+
+def med(summ: dict | None):
+    return None if not summ else summ.get("median")
+
+
+def ratio(a, b):
+    if _nan(a) or _nan(b) or not b:
+        return float("nan")
+    return a / b
+
+
+def verdict(ok) -> str:
+    if ok is None:
+        return "not measured"
+    return "met" if ok else "**MISSED**"
+
+
+def targets(r: dict) -> list[tuple[str, str, str]]:
+    rows = []
+    st = r.get("startup", {}).get("h264_720p")
+    if st:
+        seg, ff3, gst3 = med(st["hlss_vod_segment"]), med(st["ffmpeg_three"]), med(st["hlssink2_three"])
+        q = ratio(seg, ff3)
+        rows.append((
+            "First segment delivered (720p, cold) ≤ 0.5× the time ffmpeg needs to list three segments",
+            f"{seg:.2f} s vs ffmpeg {ff3:.2f} s: **{x(q)}** (vs hlssink2 {gst3:.2f} s: {x(ratio(seg, gst3))})",
+            verdict(None if _nan(q) else q <= 0.5),
+        ))
+        pl = med(st["hlss_vod_playlist"])
+        rows.append(("First playlist < 1 s (720p, VOD playlist: the default)", f"{pl:.2f} s",
+                     verdict(None if _nan(pl) else pl < 1.0)))
+        ev = med(st["hlss_event_playlist"])
+        rows.append(("First playlist < 1 s (720p, `--playlist event`: waits for three segments)",
+                     f"{ev:.2f} s ({x(ratio(ev, ff3))} ffmpeg's three-segment time)",
+                     verdict(None if _nan(ev) else ev < 1.0)))
+    for key, t in r.get("transcode", {}).items():
+        q = t["ratio_ffmpeg"]
+        rows.append((
+            f"Real-time factor ≥ 1.0× ffmpeg's, same preset ({t['label']})",
+            f"hlss {x(med(t['hlss']))} realtime vs ffmpeg {x(med(t['ffmpeg']))}: **{x(q)}**",
+            verdict(None if _nan(q) else q >= 1.0),
+        ))
+    sv = r.get("serving")
+    if sv:
+        q = sv["ratio_rps"]
+        rows.append((
+            "Segment serving ≥ 1.0× nginx (requests/s, 64 connections)",
+            f"{med(sv['hlss']['rps']):.0f} vs {med(sv['nginx']['rps']):.0f} req/s: **{x(q)}** "
+            f"(p99 {med(sv['hlss']['p99_ms']):.1f} vs {med(sv['nginx']['p99_ms']):.1f} ms)",
+            verdict(None if _nan(q) else q >= 1.0),
+        ))
+    sk = r.get("seek")
+    if sk:
+        v = med(sk["seek"])
+        rows.append((
+            "Seek to 80% < 1.5 s at 720p (cold: playlist + segment at 80%)",
+            f"{v:.2f} s (start of file: {med(sk['start']):.2f} s)",
+            verdict(None if _nan(v) else v < 1.5),
+        ))
+    sg = r.get("segmenter", {}).get("summary", {})
+    if sg.get("memcpy") and sg.get("segment, 64 KiB pushes"):
+        seg, cp = sg["segment, 64 KiB pushes"], sg["memcpy"]
+        rows.append(("Segmenter (the criterion bench's own goal): ≥ 2000 MB/s and ≥ 25% of memcpy",
+                     f"{seg['mb_s']:.0f} MB/s, {seg['of_memcpy']:.0%} of memcpy ({cp['mb_s']:.0f} MB/s)",
+                     verdict(seg["mb_s"] >= 2000 and seg["of_memcpy"] >= 0.25)))
+    return rows
+
+
+def table(r: dict) -> str:
+    """The tables printed at the end of `make bench` (and the body of BENCHMARKS.md)."""
+    out = []
+    set_ = r.get("settings", {})
+    runs = set_.get("runs")
+    out.append("### Targets\n")
+    out.append("| target | measured (medians) | verdict |")
+    out.append("|---|---|---|")
+    for a, b, c in targets(r):
+        out.append(f"| {a} | {b} | {c} |")
+
+    if "startup" in r:
+        out.append(f"\n### 1. Time to first playlist and first segment (cold; median (min–max) of {runs} runs)\n")
+        out.append("hlss: from the playlist request on a running server. ffmpeg / hlssink2: from spawning "
+                   "the tool until its playlist on disk lists 1 or 3 segments. Ratio = hlss / baseline "
+                   "(< 1: hlss is faster).\n")
+        out.append("| source | hlss VOD playlist | hlss first segment (VOD) | hlss EVENT playlist (3 segments) "
+                   "| ffmpeg: 1 segment | ffmpeg: 3 segments | hlssink2: 1 segment | hlssink2: 3 segments "
+                   "| first segment / ffmpeg 3 | first segment / hlssink2 3 | EVENT / ffmpeg 3 | EVENT / hlssink2 3 |")
+        out.append("|---" * 12 + "|")
+        for key, st in r["startup"].items():
+            seg, ev = med(st["hlss_vod_segment"]), med(st["hlss_event_playlist"])
+            ff3, gst3 = med(st["ffmpeg_three"]), med(st["hlssink2_three"])
+            out.append(
+                f"| {st['label']} | {s(st['hlss_vod_playlist'])} | {s(st['hlss_vod_segment'])} "
+                f"| {s(st['hlss_event_playlist'])} | {s(st['ffmpeg_first'])} | {s(st['ffmpeg_three'])} "
+                f"| {s(st['hlssink2_first'])} | {s(st['hlssink2_three'])} "
+                f"| {x(ratio(seg, ff3))} | {x(ratio(seg, gst3))} | {x(ratio(ev, ff3))} | {x(ratio(ev, gst3))} |"
+            )
+        extra = r["startup"].get("h264_720p", {})
+        if "ffmpeg-default-tune_three" in extra:
+            out.append(
+                f"\nffmpeg with x264's default tune instead of `zerolatency` (the command as usually typed), "
+                f"720p: 1 segment {s(extra['ffmpeg-default-tune_first'])}, 3 segments "
+                f"{s(extra['ffmpeg-default-tune_three'])}; the tables compare against the faster, "
+                f"matched `zerolatency` command."
+            )
+
+    if "transcode" in r:
+        out.append(f"\n### 2. Transcode speed: real-time factor of a full transcode "
+                   f"(median (min–max) of {set_.get('rtf_runs')} runs)\n")
+        out.append("| source | hlss (every segment into memory) | ffmpeg → HLS on disk | hlssink2 → HLS on disk "
+                   "| hlss / ffmpeg | hlss / hlssink2 | hlss's own gauge |")
+        out.append("|---" * 7 + "|")
+        for key, t in r["transcode"].items():
+            out.append(
+                f"| {t['label']}, {t['seconds']:.0f} s | {s(t['hlss'], '×')} | {s(t['ffmpeg'], '×')} "
+                f"| {s(t['hlssink2'], '×')} | {x(t['ratio_ffmpeg'])} | {x(t['ratio_hlssink2'])} "
+                f"| {s(t['hlss_metric'], '×')} |"
+            )
+
+        counts = {}
+        for t in r["transcode"].values():
+            for tool in ("ffmpeg", "hlssink2"):
+                for q in t["raw"][tool]:
+                    key = (tool, q.get("ended", "exited"))
+                    counts[key] = counts.get(key, 0) + 1
+        out.append("\nBaselines are timed until their playlist says `#EXT-X-ENDLIST` or they exit, whichever "
+                   "comes first (gst-launch-1.0 with hlssink2 can hang after writing ENDLIST). How runs ended: "
+                   + ", ".join(f"{tool} {how} ×{n}" for (tool, how), n in sorted(counts.items())) + ".")
+
+    if "seek" in r:
+        sk = r["seek"]
+        out.append(f"\n### 3. Seek latency, {sk['label']} (cold; median (min–max) of {runs} runs)\n")
+        out.append("| what | time |")
+        out.append("|---|---|")
+        out.append(f"| fresh server: playlist + segment 0 (start of the file) | {s(sk['start'])} |")
+        out.append(f"| fresh server: playlist + segment {sk['index']} of {sk['listed']} "
+                   f"({sk['fraction']:.0%} of the file) | {s(sk['seek'])} |")
+        out.append(f"| … of which the segment at {sk['fraction']:.0%} alone | {s(sk['seek_segment_only'])} |")
+        out.append(f"| stream playing from the start (segments 0–1 fetched), then a jump to "
+                   f"{sk['fraction']:.0%} | {s(sk['open_seek'])} |")
+        if "paused_seek" in sk:
+            out.append(f"| the segment at {sk['fraction']:.0%} requested once the run hlss starts at segment 0 "
+                       f"with the playlist has paused at its read-ahead (no CPU contention) "
+                       f"| {s(sk['paused_seek'])} |")
+        out.append(f"| seek/start ratio (cold) | {x(ratio(med(sk['seek']), med(sk['start'])))} |")
+        out.append(f"| reference: ffmpeg restarted with `-ss` at {sk['fraction']:.0%}, until 1 / 3 segments "
+                   f"listed | {s(sk['ffmpeg_ss_first'])} / {s(sk['ffmpeg_ss_three'])} |")
+
+    if "serving" in r:
+        sv = r["serving"]
+        out.append(f"\n### 4. Serving segments over loopback (wrk, {set_.get('connections')} connections, "
+                   f"{set_.get('wrk_threads')} threads, {set_.get('serve_seconds')} s per run, "
+                   f"median (min–max) of {set_.get('serve_runs')} runs per server, alternating)\n")
+        out.append(f"{sv['segments']} segments of the 720p clip, {sv['mean_segment_bytes'] / 1e3:.0f} kB on "
+                   f"average, the same bytes from both servers.\n")
+        out.append("| server | requests/s | MB/s | p50 latency | p99 latency | non-2xx |")
+        out.append("|---|---|---|---|---|---|")
+        for name, label in (("hlss", "hlss (segments in memory)"), ("nginx", "nginx (static files, sendfile)")):
+            v = sv[name]
+            mbs = med(v["rps"]) * sv["mean_segment_bytes"] / 1e6
+            out.append(f"| {label} | {s(v['rps'], '', 0)} | {mbs:.0f} | {s(v['p50_ms'], 'ms', 1)} "
+                       f"| {s(v['p99_ms'], 'ms', 1)} | {v['errors']} |")
+        out.append(f"| hlss / nginx | {x(sv['ratio_rps'])} | | | {x(sv['ratio_p99'])} | |")
+        if sv.get("segments_made_during_wrk"):
+            out.append(f"\nWarning: hlss made {sv['segments_made_during_wrk']:.0f} segments while wrk ran.")
+
+    if "memory" in r:
+        out.append("\n### 5. Memory: hlss's RSS with N 720p streams playing at real-time pace\n")
+        out.append("| streams | RSS at start | peak RSS | peak segment bytes held | RSS after idle clean-up "
+                   "| bytes held after clean-up | late segments | played for |")
+        out.append("|---" * 8 + "|")
+        for n, m in r["memory"].items():
+            worst = f" (worst {m['worst_lag_s']:.1f} s late)" if m["late_segments"] else ""
+            out.append(
+                f"| {n} | {m['rss_start_kib'] / 1024:.0f} MiB | {m['peak_rss_kib'] / 1024:.0f} MiB "
+                f"| {m['peak_bytes_held'] / 2**20:.1f} MiB | {m['rss_after_idle_kib'] / 1024:.0f} MiB"
+                f"{'' if m['closed'] else ' (streams still open)'} | {m['bytes_held_after_idle'] / 2**20:.1f} MiB "
+                f"| {m['late_segments']} of {m['segments']}{worst} "
+                f"| {m['played_s']:.0f} s |"
+            )
+        tr = r.get("transcode", {}).get("h264_720p")
+        if tr:
+            ff = [q["maxrss_kib"] for q in tr["raw"]["ffmpeg"]]
+            gs = [q["maxrss_kib"] for q in tr["raw"]["hlssink2"]]
+            hl = [q["hwm_kib"] for q in tr["raw"]["hlss"]]
+            out.append(
+                f"\nFor scale, one full 720p transcode (section 2): ffmpeg peak RSS {max(ff) / 1024:.0f} MiB, "
+                f"gst-launch-1.0 + hlssink2 {max(gs) / 1024:.0f} MiB, hlss {max(hl) / 1024:.0f} MiB "
+                f"(whole server, every segment of the clip held)."
+            )
+
+    if "segmenter" in r:
+        sg = r["segmenter"]
+        out.append("\n### 6. Segmenter throughput (criterion, `benches/segmenter.rs`)\n")
+        if "error" in sg:
+            out.append(f"Not measured: {sg['error']} (see {sg.get('log')}).")
+        else:
+            out.append(f"A {sg.get('stream_mb') or 0:.0f} MB 720p TS stream in memory. Criterion's "
+                       f"estimate, and the bench's own best-of-5 summary with memcpy measured beside it.\n")
+            out.append("| what | criterion (MB/s) | best of 5 (MB/s) | of memcpy |")
+            out.append("|---|---|---|---|")
+            crit = sg.get("criterion", {})
+            for name, cname in (("memcpy", "memcpy"), ("segment, 64 KiB pushes", "segment (64 KiB pushes)"),
+                                ("segment, 188-byte pushes", "segment (188-byte pushes)")):
+                sm = sg.get("summary", {}).get(name, {})
+                c = crit.get(cname)
+                out.append(f"| {name} | {'n/a' if c is None else f'{c:.0f}'} | {sm.get('mb_s', float('nan')):.0f} "
+                           f"| {sm.get('of_memcpy', float('nan')):.0%} |")
+            if sg.get("goal"):
+                out.append(f"\nThe bench's own goal: {sg['goal']}.")
+    return "\n".join(out)
+
+
+def render(r: dict) -> str:
+    f = r["facts"]
+    st = r.get("settings", {})
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(st.get("env", {}).items()))
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/run.py`); every baseline was measured in the same run, "
+        "interleaved with hlss. Medians with (min–max); ratios are hlss / baseline.",
+        "",
+        f"- date: {f['date']}; run took {f.get('duration_s', 0) / 60:.0f} min",
+        f"- command: `{(env + ' ') if env else ''}make bench`",
+        f"- machine: `nproc` = {f['nproc']}, {f['cpu']}, {f['memory']}, {f['os']}, Linux {f['kernel']}; "
+        f"load average at start {f['load_start'][0]:.1f}, at end {f.get('load_end', [float('nan')])[0]:.1f} "
+        "(the machine is shared: other jobs ran during the run)",
+        f"- {f['hlss']}, {f['rustc']}",
+        f"- {f['ffmpeg']}; {f['gstreamer']}; {f['libx264']}; nginx {f['nginx']}; {f['wrk']}; Python {f['python']}",
+        f"- encoder settings, every tool: x264 `{st.get('preset')}`, `tune=zerolatency`, "
+        f"{st.get('video_kbps')} kb/s, a keyframe every {st.get('segment'):g} s and no scene-cut keyframes, "
+        f"{st.get('segment'):g} s segments; AAC {st.get('audio_kbps')} kb/s stereo 48 kHz (libav's encoder); "
+        "720p sources stay 720p, the 1080p source is encoded at 1080p (hlss `--max-height 1080`)",
+        "- sources (made by `bench/media.py` with ffmpeg's `testsrc2` and a tone; x264 `fast` CRF 20, "
+        "default 250-frame GOP): " + "; ".join(
+            f"{m['label']} {m['size']} {m['seconds']:.0f} s" for m in r.get("media", {}).values()),
+        "",
+        table(r),
+        "",
+        "## Commands",
+        "",
+        "hlss (one fresh process per cold measurement, ready before the clock starts): "
+        "`target/release/hlss --listen 127.0.0.1:0 --preset P --segment-duration 2 --video-bitrate 3000 "
+        "--max-height 720|1080 [--playlist event] FILE`; the transcode-speed runs add `--read-ahead 1000` and "
+        "pull every segment in order as soon as the previous one arrived.",
+        "",
+    ]
+    cmds = {}
+    for res in r.get("startup", {}).values():
+        cmds.update(res.get("cmds", {}))
+        break
+    for res in r.get("transcode", {}).values():
+        for k, v in res.get("cmds", {}).items():
+            cmds.setdefault(k, v)
+        break
+    out.append("Baselines, 720p source (for the other sources only the file names change: every source is "
+               "encoded at its own size); the full transcodes run the same commands to the end, the seek "
+               "reference adds `-ss`:")
+    out.append("")
+    root = str(Path(__file__).resolve().parent.parent) + "/"
+    for name, cmd in cmds.items():
+        out.append(f"- {name}:\n  `{shlex.join(cmd).replace('file://' + root, 'file://').replace(root, '')}`")
+    if NOTES.exists():
+        out += ["", NOTES.read_text().strip()]
+    return "\n".join(out) + "\n"
