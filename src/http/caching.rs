@@ -30,6 +30,8 @@ pub struct Content {
     pub body: Bytes,
     /// Answer byte-range requests (segments and assets).
     pub ranges: bool,
+    /// The entity tag when the handler already knows it (segments: hashed once when made).
+    pub etag: Option<String>,
 }
 
 impl Content {
@@ -39,7 +41,13 @@ impl Content {
             cache_control: HeaderValue::from_static(cache_control),
             body,
             ranges: false,
+            etag: None,
         }
+    }
+
+    /// Uses `tag`, made by [`etag_from`] when the bytes were made, instead of hashing them again.
+    pub fn with_etag(self, tag: Option<String>) -> Content {
+        Content { etag: tag, ..self }
     }
 
     pub fn with_ranges(self) -> Content {
@@ -53,16 +61,26 @@ impl Content {
 /// A strong entity tag from the body's bytes: the same bytes give the same tag in every run of
 /// the same build, whichever URL (or query) they were asked for by.
 pub fn etag(body: &[u8]) -> String {
-    // SipHash with fixed keys: deterministic, and about a millisecond for a large segment.
+    etag_from(digest(body), body.len())
+}
+
+/// The content hash behind [`etag`]: SipHash with fixed keys, deterministic, and about a
+/// millisecond for a large segment, which is why segments are hashed once, when they are made.
+fn digest(body: &[u8]) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     body.hash(&mut hasher);
-    format!("\"{:016x}-{:x}\"", hasher.finish(), body.len())
+    hasher.finish()
+}
+
+/// The entity tag for a body of `len` bytes whose [`digest`] is `digest`.
+pub fn etag_from(digest: u64, len: usize) -> String {
+    format!("\"{digest:016x}-{len:x}\"")
 }
 
 /// The response to a GET or HEAD for `content`: 200, 304 when `If-None-Match` names its ETag,
 /// 206 for a satisfiable single byte range, 416 for an unsatisfiable one.
 pub fn respond(request: &HeaderMap, content: Content) -> Response<Bytes> {
-    let tag = etag(&content.body);
+    let tag = content.etag.clone().unwrap_or_else(|| etag(&content.body));
     let mut builder = Response::builder()
         .header(header::CONTENT_TYPE, content.content_type.clone())
         .header(header::CACHE_CONTROL, content.cache_control.clone())

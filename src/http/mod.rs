@@ -149,14 +149,19 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
         }
         Route::Segment(rel, sequence) => {
             let stream = open(app, &rel)?.stream;
-            let bytes = match stream.segment(sequence, request.session).await {
+            let body = match stream.segment(sequence, request.session).await {
                 // A seek needs a transcode place: one idle stream may give up its own.
                 Err(StreamError::Busy(_)) if app.registry.reclaim_idle() => {
                     stream.segment(sequence, request.session).await?
                 }
                 other => other?,
             };
-            Ok(reply("video/mp2t", "public, max-age=3600", bytes))
+            let etag = caching::etag_from(body.digest, body.bytes.len());
+            let mut response = reply("video/mp2t", caching::SEGMENT, body.bytes);
+            if let Ok(value) = header::HeaderValue::try_from(etag) {
+                response.headers_mut().insert(header::ETAG, value);
+            }
+            Ok(response)
         }
     }
 }

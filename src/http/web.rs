@@ -94,7 +94,13 @@ fn revalidate(route: &Route, request: &HeaderMap, response: Response<Bytes>) -> 
         .get(header::CONTENT_TYPE)
         .cloned()
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
-    let mut content = Content::new(content_type, policy, body);
+    // Segments come with the tag made when their bytes were (see `stream::Body`).
+    let known_tag = parts
+        .headers
+        .get(header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let mut content = Content::new(content_type, policy, body).with_etag(known_tag);
     if matches!(route, Route::Segment(..) | Route::Asset(_)) {
         content = content.with_ranges();
     }

@@ -17,13 +17,13 @@ mod viewers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 pub use budget::Budget;
 pub use plan::Plan;
 pub use registry::{Opened, Registry};
+pub use ring::Body;
 pub use viewers::{SessionId, Viewer};
 
 use crate::config::{PlaylistMode, StreamLimits as Limits};
@@ -127,7 +127,9 @@ impl State {
         }
     }
 
-    /// Whether run `id` should pause: it is far enough past every viewer it serves.
+    /// Whether run `id` should pause: it is far enough past every viewer it serves, or it serves
+    /// none (say the viewer who opened the stream at once sought elsewhere): then it would only
+    /// take the CPU from the run that viewer now waits on.
     fn should_pause(&self, id: u64, read_ahead: u64, now: Instant) -> bool {
         let Some(run) = self.runs.iter().find(|r| r.id == id) else {
             return false;
@@ -137,7 +139,7 @@ impl State {
             .furthest_in(run.start..=run.next.saturating_add(SEEK_DISTANCE), now)
         {
             Some(wanted) => run.next > wanted.saturating_add(read_ahead),
-            None => run.next > run.start.saturating_add(read_ahead),
+            None => true,
         }
     }
 }
@@ -193,7 +195,7 @@ pub struct Stream {
 
 /// What a request for a segment found.
 enum Poll {
-    Ready(Bytes),
+    Ready(Body),
     Wait,
 }
 
@@ -413,7 +415,7 @@ impl Stream {
 
     /// Segment `k` for `session`: from memory, after waiting for a run about to make it, or from
     /// a new run.
-    pub async fn segment(&self, k: u64, session: Option<SessionId>) -> Result<Bytes, StreamError> {
+    pub async fn segment(&self, k: u64, session: Option<SessionId>) -> Result<Body, StreamError> {
         let deadline = tokio::time::Instant::now() + SEGMENT_WAIT;
         let mut changed = self.shared.changed.subscribe();
         {
@@ -443,7 +445,7 @@ impl Stream {
             Probing::Ready(plan) => plan.clone(),
         };
         if let Some(stored) = state.ring.get(k) {
-            let bytes = stored.bytes.clone();
+            let bytes = stored.body.clone();
             state.segments_served += 1;
             return Ok(Poll::Ready(bytes));
         }

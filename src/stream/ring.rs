@@ -11,7 +11,28 @@ use super::budget::Budget;
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub duration: Duration,
+    pub body: Body,
+}
+
+/// A segment's bytes and their content hash, computed once when the segment is made (off the
+/// async runtime) so that serving it, with an entity tag, costs no hashing.
+#[derive(Debug, Clone)]
+pub struct Body {
     pub bytes: Bytes,
+    pub digest: u64,
+}
+
+impl Body {
+    pub fn new(bytes: Bytes) -> Body {
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: the same bytes give the same digest in every run.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        bytes[..].hash(&mut hasher);
+        Body {
+            digest: hasher.finish(),
+            bytes,
+        }
+    }
 }
 
 /// Which segments go first when the budget is exceeded.
@@ -53,16 +74,16 @@ impl Ring {
         if self.segments.contains_key(&k) {
             return;
         }
-        self.bytes += stored.bytes.len();
-        self.shared.add_bytes(stored.bytes.len());
+        self.bytes += stored.body.bytes.len();
+        self.shared.add_bytes(stored.body.bytes.len());
         self.segments.insert(k, stored);
         while self.bytes > self.budget || self.shared.over_memory() {
             let Some(victim) = self.victim(k, eviction, positions) else {
                 break;
             };
             if let Some(old) = self.segments.remove(&victim) {
-                self.bytes -= old.bytes.len();
-                self.shared.remove_bytes(old.bytes.len());
+                self.bytes -= old.body.bytes.len();
+                self.shared.remove_bytes(old.body.bytes.len());
             }
         }
     }
@@ -134,7 +155,7 @@ mod tests {
     fn seg(len: usize) -> Stored {
         Stored {
             duration: Duration::from_secs(2),
-            bytes: Bytes::from(vec![0u8; len]),
+            body: Body::new(Bytes::from(vec![0u8; len])),
         }
     }
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use super::budget::Permit;
-use super::ring::Stored;
+use super::ring::{Body, Stored};
 use super::{Plan, SEEK_DISTANCE, Shared, State, StreamError};
 use crate::segmenter::Segment;
 use crate::transcode::{Output, Transcode, TranscodeError};
@@ -193,7 +193,7 @@ impl Output for Feed {
                 k,
                 Stored {
                     duration: segment.duration,
-                    bytes: segment.bytes,
+                    body: Body::new(segment.bytes),
                 },
                 eviction,
                 &positions,
