@@ -1,5 +1,7 @@
 //! Command line → Config → run the server until SIGINT/SIGTERM.
 
+mod memory;
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -14,6 +16,7 @@ use hlss::stream::{Budget, Registry};
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> ExitCode {
+    memory::tune();
     // GStreamer reads its plugin registry during `gst::init`; `registry` keeps the cache open
     // until the process ends.
     let registry = hlss::transcode::registry_env();
@@ -111,16 +114,24 @@ fn run(config: Config) -> Result<(), String> {
     })
 }
 
-/// Closes idle streams every second (or more often for short timeouts).
+/// Closes idle streams every second (or more often for short timeouts), and returns the memory of
+/// pipelines that stopped to the system.
 async fn sweep(app: Arc<App>, idle_timeout: std::time::Duration) {
     let period = (idle_timeout / 4).clamp(
         std::time::Duration::from_millis(250),
         std::time::Duration::from_secs(1),
     );
     let mut ticks = tokio::time::interval(period);
+    let mut pipelines = 0;
     loop {
         ticks.tick().await;
         app.registry.sweep(idle_timeout);
+        // Pipelines that stopped since the last tick freed their frames: give the memory back.
+        let now = hlss::transcode::running();
+        if now < pipelines {
+            tokio::task::spawn_blocking(memory::release);
+        }
+        pipelines = now;
     }
 }
 
