@@ -16,7 +16,6 @@ use hlss::stream::{Budget, Registry};
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn main() -> ExitCode {
-    memory::tune();
     // GStreamer reads its plugin registry during `gst::init`; `registry` keeps the cache open
     // until the process ends.
     let registry = hlss::transcode::registry_env();
