@@ -779,47 +779,12 @@ mod tests {
         p
     }
 
-    fn section(table_id: u8, body: &[u8]) -> Vec<u8> {
-        let len = body.len() + 4;
-        let mut s = vec![0, table_id, 0xB0 | (len >> 8) as u8, len as u8];
-        s.extend_from_slice(body);
-        let crc = psi::crc32_mpeg2(&s[1..]);
-        s.extend_from_slice(&crc.to_be_bytes());
-        s
-    }
-
     fn pat(pmt_pid: u16) -> [u8; PACKET_SIZE] {
-        let body = [
-            0,
-            1,
-            0xC1,
-            0,
-            0,
-            0,
-            1,
-            0xE0 | (pmt_pid >> 8) as u8,
-            pmt_pid as u8,
-        ];
-        packet(0, true, false, &section(0, &body))
+        super::synth::pat(1, pmt_pid, 0)
     }
 
     fn pmt(streams: &[(u8, u16)]) -> [u8; PACKET_SIZE] {
-        let pcr = streams.first().map_or(NULL_PID, |s| s.1);
-        let mut body = vec![
-            0,
-            1,
-            0xC1,
-            0,
-            0,
-            0xE0 | (pcr >> 8) as u8,
-            pcr as u8,
-            0xF0,
-            0,
-        ];
-        for &(stream_type, pid) in streams {
-            body.extend_from_slice(&[stream_type, 0xE0 | (pid >> 8) as u8, pid as u8, 0xF0, 0]);
-        }
-        packet(PMT_PID, true, false, &section(2, &body))
+        super::synth::pmt(PMT_PID, 1, streams, 0)
     }
 
     fn pes(pid: u16, pts: u64, rai: bool) -> [u8; PACKET_SIZE] {
