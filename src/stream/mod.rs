@@ -258,10 +258,9 @@ impl Stream {
         }
         let target = self.shared.settings.segment;
         let probed = match self.shared.limits.mode {
-            PlaylistMode::Event => Ok(Plan::new(target, None)),
-            PlaylistMode::Vod => {
-                crate::transcode::probe(&self.shared.source).map(|p| Plan::new(target, p.duration))
-            }
+            PlaylistMode::Event => Ok(Plan::new(target, Duration::ZERO, None)),
+            PlaylistMode::Vod => crate::transcode::probe(&self.shared.source)
+                .map(|p| Plan::new(target, p.origin, p.duration)),
         };
         match probed {
             Ok(plan) => {

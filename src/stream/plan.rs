@@ -6,19 +6,28 @@ use std::time::Duration;
 /// may not even make it (no video frame after the boundary), and a player would wait for it.
 const BOUNDARY_TOLERANCE: Duration = Duration::from_millis(250);
 
-/// Segment `k` covers media time `[k*target, (k+1)*target)`; the last one is shorter.
+/// Segment `k` covers media time `[origin + k*target, origin + (k+1)*target)`; the last one is
+/// shorter. `origin` is where the source's audio and video begin: real files rarely start at 0
+/// (an MPEG-PS at 0.53 s, a broadcast recording at 1.44 s), and a grid counted from 0 would miss
+/// every keyframe by that much.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     target: Duration,
+    origin: Duration,
     /// Set for a VOD plan: the whole playlist is known. `None` for a growing EVENT playlist.
     duration: Option<Duration>,
 }
 
 impl Plan {
-    /// A complete (VOD) plan when `duration` is known, else a growing (EVENT) one.
-    pub fn new(target: Duration, duration: Option<Duration>) -> Plan {
+    /// A complete (VOD) plan when `duration` (of the audio and video, from `origin` on) is
+    /// known, else a growing (EVENT) one.
+    pub fn new(target: Duration, origin: Duration, duration: Option<Duration>) -> Plan {
         let duration = duration.filter(|d| *d > BOUNDARY_TOLERANCE && !target.is_zero());
-        Plan { target, duration }
+        Plan {
+            target,
+            origin,
+            duration,
+        }
     }
 
     pub fn is_vod(&self) -> bool {
@@ -42,8 +51,13 @@ impl Plan {
         Some(u64::try_from(duration.as_nanos().div_ceil(target)).unwrap_or(u64::MAX))
     }
 
-    /// Media time at which segment `k` starts.
+    /// Media time at which segment `k` starts, in the source's own timeline.
     pub fn start_of(&self, k: u64) -> Duration {
+        self.offset_of(k).saturating_add(self.origin)
+    }
+
+    /// Time from the start of the media (`origin`) to segment `k`.
+    fn offset_of(&self, k: u64) -> Duration {
         self.target
             .checked_mul(u32::try_from(k).unwrap_or(u32::MAX))
             .unwrap_or(Duration::MAX)
@@ -55,7 +69,7 @@ impl Plan {
         if k >= self.count()? {
             return None;
         }
-        Some(total.saturating_sub(self.start_of(k)).min(self.target))
+        Some(total.saturating_sub(self.offset_of(k)).min(self.target))
     }
 }
 
@@ -69,7 +83,7 @@ mod tests {
 
     #[test]
     fn vod_plan_covers_the_whole_duration() {
-        let plan = Plan::new(secs(2.0), Some(secs(9.5)));
+        let plan = Plan::new(secs(2.0), Duration::ZERO, Some(secs(9.5)));
         assert!(plan.is_vod());
         assert_eq!(plan.count(), Some(5));
         assert_eq!(plan.duration_of(0), Some(secs(2.0)));
@@ -81,20 +95,44 @@ mod tests {
     }
 
     #[test]
+    fn a_late_origin_shifts_starts_but_not_durations() {
+        let plan = Plan::new(secs(2.0), secs(0.53), Some(secs(9.5)));
+        assert_eq!(plan.count(), Some(5));
+        assert_eq!(plan.start_of(0), secs(0.53));
+        assert_eq!(plan.start_of(3), secs(6.53));
+        assert_eq!(plan.duration_of(4), Some(secs(1.5)));
+    }
+
+    #[test]
     fn exact_multiples_do_not_add_an_empty_segment() {
-        assert_eq!(Plan::new(secs(2.0), Some(secs(10.0))).count(), Some(5));
+        assert_eq!(
+            Plan::new(secs(2.0), Duration::ZERO, Some(secs(10.0))).count(),
+            Some(5)
+        );
         // A tail shorter than the tolerance joins the last segment rather than making its own.
-        assert_eq!(Plan::new(secs(2.0), Some(secs(10.0005))).count(), Some(5));
-        assert_eq!(Plan::new(secs(2.0), Some(secs(10.2))).count(), Some(5));
-        assert_eq!(Plan::new(secs(2.0), Some(secs(10.3))).count(), Some(6));
+        assert_eq!(
+            Plan::new(secs(2.0), Duration::ZERO, Some(secs(10.0005))).count(),
+            Some(5)
+        );
+        assert_eq!(
+            Plan::new(secs(2.0), Duration::ZERO, Some(secs(10.2))).count(),
+            Some(5)
+        );
+        assert_eq!(
+            Plan::new(secs(2.0), Duration::ZERO, Some(secs(10.3))).count(),
+            Some(6)
+        );
     }
 
     #[test]
     fn unknown_duration_is_event() {
-        let plan = Plan::new(secs(2.0), None);
+        let plan = Plan::new(secs(2.0), Duration::ZERO, None);
         assert!(!plan.is_vod());
         assert_eq!(plan.count(), None);
         assert_eq!(plan.target_duration_secs(), 2);
-        assert_eq!(Plan::new(secs(1.5), None).target_duration_secs(), 2);
+        assert_eq!(
+            Plan::new(secs(1.5), Duration::ZERO, None).target_duration_secs(),
+            2
+        );
     }
 }

@@ -19,6 +19,8 @@ pub const DEMO_DURATION: Duration = Duration::from_secs(60);
 pub struct Probe {
     /// `None` when the container does not say (live-like or unindexed sources).
     pub duration: Option<Duration>,
+    /// Media time of the first audio or video sample (the plan counts segments from it).
+    pub origin: Duration,
 }
 
 /// Probes `source`. Blocking: call off the async runtime. A panic inside becomes an error, so
@@ -36,6 +38,7 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
         Source::Demo => {
             return Ok(Probe {
                 duration: Some(DEMO_DURATION),
+                origin: Duration::ZERO,
             });
         }
         Source::File(path) => path,
@@ -74,5 +77,8 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
         .duration()
         .filter(|d| d.nseconds() > 0)
         .map(|d| Duration::from_nanos(d.nseconds()));
-    Ok(Probe { duration })
+    Ok(Probe {
+        duration,
+        origin: Duration::ZERO,
+    })
 }
