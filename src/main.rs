@@ -14,6 +14,8 @@ use hlss::stream::{Budget, Registry};
 
 /// How long shutdown waits for responses in flight, and then for pipelines to stop.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often streams look at the time: the precision of their time-outs.
+const STREAM_TICK: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn main() -> ExitCode {
     // GStreamer reads its plugin registry during `gst::init`; `registry` keeps the cache open
@@ -82,6 +84,7 @@ fn run(config: Config) -> Result<(), String> {
         let _ = stdout.flush();
 
         let sweeper = tokio::spawn(sweep(app.clone(), config.idle_timeout));
+        let ticker = tokio::spawn(tick(app.clone()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // hlss's own accept loop (not warp::serve): it bounds slow clients and catches panics.
         let server = http::serve::serve(listener, app.clone(), async {
@@ -102,6 +105,7 @@ fn run(config: Config) -> Result<(), String> {
             }
         }
         sweeper.abort();
+        ticker.abort();
         app.registry.clear();
         // Pipelines stop on their own bus threads; give them a moment to reach NULL.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -131,6 +135,17 @@ async fn sweep(app: Arc<App>, idle_timeout: std::time::Duration) {
             tokio::task::spawn_blocking(memory::release);
         }
         pipelines = now;
+    }
+}
+
+/// Lets streams make their time-based decisions (request time-outs, idle runs, waiting for a
+/// transcode place).
+async fn tick(app: Arc<App>) {
+    let mut ticks = tokio::time::interval(STREAM_TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        app.registry.tick();
     }
 }
 

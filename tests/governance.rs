@@ -113,47 +113,96 @@ fn an_idle_stream_is_closed_and_its_memory_freed() {
     );
 }
 
+/// A folder of hard links (or copies) of the long clip under `names`, so that no pipeline
+/// finishes on its own during a test.
+fn long_copies(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in names {
+        std::fs::hard_link(long_root().join(LONG), dir.path().join(name))
+            .or_else(|_| std::fs::copy(long_root().join(LONG), dir.path().join(name)).map(|_| ()))
+            .expect("link the long clip");
+    }
+    dir
+}
+
+/// A viewer that keeps playing `rel` (one segment after another) until `stop` is set; returns
+/// the statuses it got that were not 200.
+fn keep_watching(server: &Server, rel: &str, stop: &std::sync::atomic::AtomicBool) -> Vec<u16> {
+    let mut errors = Vec::new();
+    let mut k = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let status = http::get(&server.url(&format!("/hls/{rel}/{k}.ts"))).status;
+        if status != 200 {
+            errors.push(status);
+        }
+        k += 1;
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    errors
+}
+
 #[test]
 fn the_transcode_limit_gives_503_with_retry_after_and_recovers() {
-    let server = Server::start(media_root(), &["--max-transcodes", "2"]);
-    let files = [
-        media::MP4.rel,
-        media::WEBM.rel,
-        media::AUDIO_ONLY.rel,
-        media::VIDEO_ONLY.rel,
-        media::AWKWARD.rel,
-        media::EP2,
-        media::EP10,
-        "zz last/inner.mp4",
-    ];
-    let barrier = Barrier::new(files.len());
-    let replies: Vec<http::Reply> = std::thread::scope(|s| {
-        let handles: Vec<_> = files
+    let names = ["a.mp4", "b.mp4", "c.mp4", "d.mp4", "e.mp4", "f.mp4"];
+    let dir = long_copies(&names);
+    let server = Server::start(
+        dir.path(),
+        &[
+            "--max-transcodes",
+            "2",
+            "--preset",
+            "ultrafast",
+            "--max-height",
+            "240",
+        ],
+    );
+    // Real overload: both places held by streams whose viewers keep watching.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let barrier = Barrier::new(names.len() - 2);
+    let (replies, watch_errors) = std::thread::scope(|s| {
+        let watchers: Vec<_> = names[..2]
+            .iter()
+            .map(|rel| {
+                assert_eq!(http::get(&server.url(&playlist_path(rel))).status, 200);
+                let (server, stop) = (&server, &stop);
+                s.spawn(move || keep_watching(server, rel, stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_secs(1));
+        let handles: Vec<_> = names[2..]
             .iter()
             .map(|rel| {
                 let url = server.url(&playlist_path(rel));
                 let barrier = &barrier;
                 s.spawn(move || {
                     barrier.wait();
-                    http::get(&url)
+                    let started = Instant::now();
+                    (http::get(&url), started.elapsed())
                 })
             })
             .collect();
-        handles
+        let replies: Vec<(http::Reply, Duration)> = handles
             .into_iter()
             .map(|h| h.join().expect("request"))
-            .collect()
+            .collect();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let errors: Vec<u16> = watchers
+            .into_iter()
+            .flat_map(|h| h.join().expect("watcher"))
+            .collect();
+        (replies, errors)
     });
-    let ok = replies.iter().filter(|r| r.status == 200).count();
-    let busy: Vec<&http::Reply> = replies.iter().filter(|r| r.status == 503).collect();
-    assert_eq!(
-        ok,
-        2,
-        "statuses {:?}",
-        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    assert!(
+        watch_errors.is_empty(),
+        "the active viewers got {watch_errors:?}"
     );
-    assert_eq!(busy.len(), files.len() - 2);
-    for reply in &busy {
+    for (reply, took) in &replies {
+        assert_eq!(reply.status, 503, "after {took:?}: {}", reply.text());
+        // A new stream waits a few seconds for a place to come free before it is refused.
+        assert!(
+            *took < Duration::from_secs(10),
+            "refused only after {took:?}"
+        );
         assert!(
             reply
                 .retry_after
@@ -167,17 +216,12 @@ fn the_transcode_limit_gives_503_with_retry_after_and_recovers() {
         assert!(body.contains("busy"), "body {body:?}");
     }
     assert!(metric(&server, "hlss_transcodes_running").unwrap_or(9.0) <= 2.0);
-    // Once the first streams sit idle, a refused one gets its place.
-    let refused = files
-        .iter()
-        .zip(&replies)
-        .find(|(_, r)| r.status == 503)
-        .map(|(rel, _)| *rel)
-        .expect("one was refused");
-    let url = server.url(&playlist_path(refused));
+    // Once the viewers stopped, a refused stream gets its place.
+    let url = server.url(&playlist_path(names[2]));
     assert!(
         eventually(Duration::from_secs(20), || http::get(&url).status == 200),
-        "{refused} is still refused after the others went idle"
+        "{} is still refused after the others went quiet",
+        names[2]
     );
 }
 
@@ -211,14 +255,8 @@ fn sigterm_during_playback_exits_cleanly() {
 }
 
 #[test]
-fn an_idle_stream_gives_its_transcode_to_a_new_one() {
-    // Two long files, so that neither pipeline finishes on its own during the test.
-    let dir = tempfile::tempdir().expect("tempdir");
-    for name in ["a.mp4", "b.mp4"] {
-        std::fs::hard_link(long_root().join(LONG), dir.path().join(name))
-            .or_else(|_| std::fs::copy(long_root().join(LONG), dir.path().join(name)).map(|_| ()))
-            .expect("link the long clip");
-    }
+fn a_new_stream_waits_for_a_quiet_streams_transcode() {
+    let dir = long_copies(&["a.mp4", "b.mp4"]);
     let server = Server::start(
         dir.path(),
         &[
@@ -231,26 +269,28 @@ fn an_idle_stream_gives_its_transcode_to_a_new_one() {
         ],
     );
     assert_eq!(http::get(&server.url("/hls/a.mp4/index.m3u8")).status, 200);
-    let refused = http::get(&server.url("/hls/b.mp4/index.m3u8"));
-    assert_eq!(refused.status, 503, "{}", refused.text());
-    // a.mp4 keeps its pipeline (paused after its read-ahead) until it has been idle a while.
+    assert_eq!(http::get(&server.url("/hls/a.mp4/0.ts")).status, 200);
+    // The viewer of a.mp4 clicks on to b.mp4: b waits for a's place instead of a 503.
+    let started = Instant::now();
+    let b = http::get(&server.url("/hls/b.mp4/index.m3u8"));
+    let waited = started.elapsed();
+    assert_eq!(b.status, 200, "after {waited:?}: {}", b.text());
     assert!(
-        eventually(Duration::from_secs(20), || {
-            http::get(&server.url("/hls/b.mp4/index.m3u8")).status == 200
-        }),
-        "b.mp4 never got the idle stream's place"
+        waited < Duration::from_secs(10),
+        "b.mp4 waited {waited:?} for a's place"
     );
     let a = "{stream=\"a.mp4\"}";
     assert_eq!(
         metric(&server, &format!("hlss_stream_transcodes_running{a}")),
         Some(0.0),
-        "the idle stream still runs a pipeline"
+        "the quiet stream still runs a pipeline"
     );
     assert_eq!(
         http::get(&server.url("/hls/b.mp4/0.ts")).status,
         200,
         "the admitted stream serves segments"
     );
+    eprintln!("b.mp4 admitted after {waited:?}");
 }
 
 /// Prometheus' own Python client parses `/metrics` (Debian's python3-prometheus-client, run with

@@ -26,7 +26,7 @@ use warp::Filter;
 use warp::http::{Method, Response, StatusCode, header};
 
 use crate::library::{Library, RelPath};
-use crate::stream::{Registry, SessionId, StreamError};
+use crate::stream::{Registry, SessionId};
 pub use error::HttpError;
 use urls::Route;
 
@@ -136,7 +136,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
         Route::Asset(name) => web::asset(&name),
         Route::Playlist(rel) => {
             let started = Instant::now();
-            let opened = open(app, &rel)?;
+            let opened = open(app, &rel).await?;
             let session = opened
                 .stream
                 .open_playlist(request.session, request.client)
@@ -148,14 +148,8 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
             Ok(reply("application/vnd.apple.mpegurl", "no-cache", text))
         }
         Route::Segment(rel, sequence) => {
-            let stream = open(app, &rel)?.stream;
-            let body = match stream.segment(sequence, request.session).await {
-                // A seek needs a transcode place: one idle stream may give up its own.
-                Err(StreamError::Busy(_)) if app.registry.reclaim_idle() => {
-                    stream.segment(sequence, request.session).await?
-                }
-                other => other?,
-            };
+            let stream = open(app, &rel).await?.stream;
+            let body = stream.segment(sequence, request.session).await?;
             let etag = caching::etag_from(body.digest, body.bytes.len());
             let mut response = reply("video/mp2t", caching::SEGMENT, body.bytes);
             if let Ok(value) = header::HeaderValue::try_from(etag) {
@@ -166,9 +160,9 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
     }
 }
 
-fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
+async fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
     let source = app.library.source(rel)?;
-    Ok(app.registry.open(&source, &rel.to_string())?)
+    Ok(app.registry.open(&source, &rel.to_string()).await?)
 }
 
 fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpError> {

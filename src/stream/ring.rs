@@ -7,11 +7,16 @@ use bytes::Bytes;
 
 use super::budget::Budget;
 
-/// One finished segment as the HTTP layer needs it.
+/// What the ring holds of a segment's bytes: its size is all it needs to know.
+pub trait Payload: Clone {
+    fn size(&self) -> usize;
+}
+
+/// One finished segment.
 #[derive(Debug, Clone)]
-pub struct Stored {
+pub struct Stored<B> {
     pub duration: Duration,
-    pub body: Body,
+    pub body: B,
 }
 
 /// A segment's bytes and their content hash, computed once when the segment is made (off the
@@ -35,6 +40,12 @@ impl Body {
     }
 }
 
+impl Payload for Body {
+    fn size(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
 /// Which segments go first when the budget is exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Eviction {
@@ -50,15 +61,15 @@ pub enum Eviction {
 /// It evicts when it holds more than its own budget or when all rings together hold more than
 /// the server's memory budget.
 #[derive(Debug)]
-pub struct Ring {
-    segments: BTreeMap<u64, Stored>,
+pub struct Ring<B> {
+    segments: BTreeMap<u64, Stored<B>>,
     bytes: usize,
     budget: usize,
     shared: Budget,
 }
 
-impl Ring {
-    pub fn new(budget: usize, shared: Budget) -> Ring {
+impl<B: Payload> Ring<B> {
+    pub fn new(budget: usize, shared: Budget) -> Ring<B> {
         Ring {
             segments: BTreeMap::new(),
             bytes: 0,
@@ -70,20 +81,20 @@ impl Ring {
     /// Stores segment `k` (a second copy of a held segment is ignored: both runs cut the same
     /// media time, and viewers may already hold the first), then evicts down to the budget,
     /// never evicting `k` itself.
-    pub fn insert(&mut self, k: u64, stored: Stored, eviction: Eviction, positions: &[u64]) {
+    pub fn insert(&mut self, k: u64, stored: Stored<B>, eviction: Eviction, positions: &[u64]) {
         if self.segments.contains_key(&k) {
             return;
         }
-        self.bytes += stored.body.bytes.len();
-        self.shared.add_bytes(stored.body.bytes.len());
+        self.bytes += stored.body.size();
+        self.shared.add_bytes(stored.body.size());
         self.segments.insert(k, stored);
         while self.bytes > self.budget || self.shared.over_memory() {
             let Some(victim) = self.victim(k, eviction, positions) else {
                 break;
             };
             if let Some(old) = self.segments.remove(&victim) {
-                self.bytes -= old.body.bytes.len();
-                self.shared.remove_bytes(old.body.bytes.len());
+                self.bytes -= old.body.size();
+                self.shared.remove_bytes(old.body.size());
             }
         }
     }
@@ -98,13 +109,18 @@ impl Ring {
         }
     }
 
-    pub fn get(&self, k: u64) -> Option<&Stored> {
+    pub fn get(&self, k: u64) -> Option<&Stored<B>> {
         self.segments.get(&k)
     }
 
-    #[cfg(test)]
     pub fn contains(&self, k: u64) -> bool {
         self.segments.contains_key(&k)
+    }
+
+    /// Whether every segment in `range` is held.
+    pub fn holds_all(&self, range: std::ops::Range<u64>) -> bool {
+        let want = range.end.saturating_sub(range.start);
+        want == 0 || self.segments.range(range).count() as u64 == want
     }
 
     pub fn bytes(&self) -> usize {
@@ -116,7 +132,7 @@ impl Ring {
     }
 
     /// Segments from `from` on, as long as they are consecutive.
-    pub fn run_from(&self, from: u64) -> impl Iterator<Item = (u64, &Stored)> {
+    pub fn run_from(&self, from: u64) -> impl Iterator<Item = (u64, &Stored<B>)> {
         self.segments
             .range(from..)
             .zip(from..)
@@ -129,7 +145,7 @@ impl Ring {
     }
 }
 
-impl Drop for Ring {
+impl<B> Drop for Ring<B> {
     fn drop(&mut self) {
         self.shared.remove_bytes(self.bytes);
     }
@@ -152,7 +168,7 @@ fn eviction_rank(k: u64, positions: &[u64], read_ahead: u64) -> (u8, u64) {
 mod tests {
     use super::*;
 
-    fn seg(len: usize) -> Stored {
+    fn seg(len: usize) -> Stored<Body> {
         Stored {
             duration: Duration::from_secs(2),
             body: Body::new(Bytes::from(vec![0u8; len])),
