@@ -272,6 +272,8 @@ impl<B: Payload> Machine<B> {
             } => self.produced(now, run, sequence, duration, body, &mut out),
             Event::Ended { run, result } => self.ended(now, run, result),
             Event::Tick => {}
+            // An EVENT stream's run cannot start again mid-way: it keeps its place.
+            Event::GiveUpPlace if self.is_event() => {}
             Event::GiveUpPlace => {
                 let spare = self
                     .runs
