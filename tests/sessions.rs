@@ -240,6 +240,20 @@ impl<'s> Viewer<'s> {
     }
 }
 
+/// Prints the figures of every viewer that had no failure, then panics with every failure of the
+/// others, so that one failing viewer does not hide what happened to the rest.
+fn assert_all(outcomes: &[Result<String, String>]) {
+    for summary in outcomes.iter().filter_map(|o| o.as_ref().ok()) {
+        eprintln!("{summary}");
+    }
+    let failures: Vec<&str> = outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .map(String::as_str)
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 /// `status (body)` of a reply that is not 200.
 fn status_text(reply: &http::Reply) -> String {
     format!(
@@ -317,18 +331,22 @@ fn twenty_five_random_jumps_three_segments_each() {
 #[test]
 fn last_three_segments_first_then_last_ten() {
     let _turn = Turn::take("last 3 then last 10");
-    for places in ["1", "2"] {
-        let server = start(
-            long_root(),
-            &[&FAST[..], &["--max-transcodes", places]].concat(),
-        );
-        let case = format!("last 3, then last 10, --max-transcodes {places}");
-        let mut viewer = Viewer::open(&server, &case, LONG);
-        let n = viewer.len();
-        viewer.watch(n.saturating_sub(3)..n);
-        viewer.watch(n.saturating_sub(10)..n);
-        viewer.check();
-    }
+    let outcomes: Vec<Result<String, String>> = ["1", "2"]
+        .into_iter()
+        .map(|places| {
+            let server = start(
+                long_root(),
+                &[&FAST[..], &["--max-transcodes", places]].concat(),
+            );
+            let case = format!("last 3, then last 10, --max-transcodes {places}");
+            let mut viewer = Viewer::open(&server, &case, LONG);
+            let n = viewer.len();
+            viewer.watch(n.saturating_sub(3)..n);
+            viewer.watch(n.saturating_sub(10)..n);
+            viewer.outcome()
+        })
+        .collect();
+    assert_all(&outcomes);
 }
 
 /// Scaled down from the issue, which played 1,400 segments of the two-hour file in order before
@@ -398,19 +416,7 @@ fn four_files_opened_a_second_apart_with_two_transcodes() {
             .map(|v| v.join().expect("viewer thread"))
             .collect()
     });
-    let failures: Vec<&String> = outcomes.iter().filter_map(|o| o.as_ref().err()).collect();
-    for summary in outcomes.iter().filter_map(|o| o.as_ref().ok()) {
-        eprintln!("{summary}");
-    }
-    assert!(
-        failures.is_empty(),
-        "{}",
-        failures
-            .iter()
-            .map(|f| f.as_str())
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_all(&outcomes);
 }
 
 /// Real overload: the only transcode place belongs to a stream someone is watching right now.
