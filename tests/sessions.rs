@@ -140,9 +140,14 @@ impl<'s> Viewer<'s> {
             if self.stopped.is_some() {
                 return;
             }
+            let Some(url) = self.urls.get(k) else {
+                let listed = format!("the playlist lists {} segments", self.len());
+                self.fail(&format!("segment {k}"), &listed, Duration::ZERO);
+                continue;
+            };
             self.requests += 1;
             let started = Instant::now();
-            let reply = http::try_get_within(&self.urls[k], GIVE_UP_AFTER);
+            let reply = http::try_get_within(url, GIVE_UP_AFTER);
             let took = started.elapsed();
             self.slowest = self.slowest.max(took);
             let problem = match reply {
@@ -222,8 +227,12 @@ impl<'s> Viewer<'s> {
     }
 
     /// Checks that the stream no longer holds all of the `watched` segments, so that the viewer's
-    /// seek back really asks for segments the server has dropped.
+    /// seek back really asks for segments the server has dropped. Skipped when the viewer has
+    /// stopped: its failures say more than the figures would.
     fn assert_evicted(&self, rel: &str, watched: usize) {
+        if self.stopped.is_some() {
+            return;
+        }
         let held = self.metric("hlss_stream_segments_held", rel);
         let bytes = self.metric("hlss_stream_bytes_held", rel);
         eprintln!(
