@@ -161,6 +161,45 @@ fn seeking_to_80_percent_keeps_playing() {
     assert!(reached > to + 3.0, "{result}");
 }
 
+/// Seconds of random seeks on the player page.
+const SEEKING_SECONDS: u32 = 60;
+/// How long play.mjs waits, after each seek, for playback to advance a second past the target:
+/// the issue's 10 s bound on a segment, plus that second of playing.
+const PER_SEEK_MS: u32 = 11_000;
+/// Seeks after which playback may fail to advance within [`PER_SEEK_MS`]. One, not none: on a
+/// loaded two-core CI machine Chromium's decoding and a new transcode compete for the CPU, and
+/// one seek may miss the bound without anything being wrong (a sound server answers a seek in
+/// one or two seconds here). A server that loses segments stalls on several: hls.js retries a
+/// 404 for seconds before it gives up.
+const MAY_NOT_ADVANCE: f64 = 1.0;
+
+#[test]
+fn a_minute_of_random_seeks_without_a_fatal_error() {
+    let server = Server::start(long_root(), &FAST);
+    let options = format!(
+        r#"{{"chromium":"$CHROMIUM","watchPath":"/watch/{LONG}","seconds":{SEEKING_SECONDS},
+            "perSeekMs":{PER_SEEK_MS},"seed":20261201}}"#
+    );
+    let result = scenario("seeks", &base(&server), &options);
+    assert!(
+        result.contains("\"pageFatal\":null") && number(&result, "fatalCount") == 0.0,
+        "hls.js reported a fatal error: {result}"
+    );
+    let (seeks, advanced) = (
+        number(&result, "seekCount"),
+        number(&result, "progressedCount"),
+    );
+    assert!(
+        seeks >= 10.0,
+        "only {seeks} seeks in {SEEKING_SECONDS} s: {result}"
+    );
+    assert!(
+        advanced >= seeks - MAY_NOT_ADVANCE,
+        "playback advanced after only {advanced} of {seeks} seeks (at most {MAY_NOT_ADVANCE} may \
+         stall): {result}"
+    );
+}
+
 #[test]
 fn another_origin_plays_the_stream() {
     let server = Server::start(media_root(), &FAST);

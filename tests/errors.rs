@@ -85,7 +85,9 @@ fn good_stream_plays_while_bad_one_fails() {
     let clip = &media::MP4;
     let href = format!("/hls/{}/index.m3u8", clip.rel);
     thread::scope(|s| {
-        let good = s.spawn(|| check_stream(&server, &href, clip, 1.0, Kind::Vod));
+        let good = s.spawn(|| {
+            check_stream(&server, &href, clip, 1.0, Kind::Vod);
+        });
         let bad = s.spawn(|| check_not_media(&server));
         // Re-raise with the original message rather than an opaque `Any`.
         for handle in [bad, good] {

@@ -2,6 +2,7 @@
 
 mod support;
 
+use support::hls::Playlist;
 use support::listing::{self, Page};
 use support::media::{self, Clip};
 use support::{Kind, Server, check_stream, media_root};
@@ -9,13 +10,15 @@ use support::{Kind, Server, check_stream, media_root};
 /// Shorter than the default so that a 6 s clip makes enough segments to watch the playlist grow.
 const SEGMENT_SECONDS: f64 = 1.0;
 
-/// Starts a server on the media folder, finds `clip` by crawling from `/` and plays it.
-fn play_from_folder(clip: &Clip, kind: Kind) {
+/// Starts a server on the media folder with `extra` arguments, finds `clip` by crawling from `/`
+/// and plays it; returns every distinct version of the playlist seen while polling it.
+fn play_from_folder(clip: &Clip, kind: Kind, extra: &[&str]) -> Vec<Playlist> {
     let seconds = SEGMENT_SECONDS.to_string();
     let mut args = vec!["--segment-duration", &seconds];
     if kind == Kind::Event {
         args.extend(["--playlist", "event"]);
     }
+    args.extend_from_slice(extra);
     let server = Server::start(media_root(), &args);
     let crawl = listing::crawl(&server);
     check_stream(
@@ -24,42 +27,56 @@ fn play_from_folder(clip: &Clip, kind: Kind) {
         clip,
         SEGMENT_SECONDS,
         kind,
-    );
+    )
 }
 
 #[test]
 fn event_playlist_mp4_grows_until_the_end() {
-    play_from_folder(&media::MP4, Kind::Event);
+    // With the default preset the 6 s clip's last three segments can all come between two polls
+    // (50 ms apart), so the growth would go unseen on a fast machine; x264's slowest preset takes
+    // a few hundred milliseconds a segment, and every version shows.
+    let versions = play_from_folder(&media::MP4, Kind::Event, &["--preset", "veryslow"]);
+    let growing: Vec<usize> = versions
+        .iter()
+        .filter(|v| !v.ended)
+        .map(|v| v.segments.len())
+        .collect();
+    assert!(
+        growing.len() >= 2,
+        "saw {} version(s) of the EVENT playlist before #EXT-X-ENDLIST (segment counts \
+         {growing:?}), wanted two or more: it did not grow while polled",
+        growing.len()
+    );
 }
 
 #[test]
 fn event_playlist_audio_only() {
-    play_from_folder(&media::AUDIO_ONLY, Kind::Event);
+    play_from_folder(&media::AUDIO_ONLY, Kind::Event, &[]);
 }
 
 #[test]
 fn mp4_h264_aac() {
-    play_from_folder(&media::MP4, Kind::Vod);
+    play_from_folder(&media::MP4, Kind::Vod, &[]);
 }
 
 #[test]
 fn webm_vp9_opus() {
-    play_from_folder(&media::WEBM, Kind::Vod);
+    play_from_folder(&media::WEBM, Kind::Vod, &[]);
 }
 
 #[test]
 fn audio_only_mp3() {
-    play_from_folder(&media::AUDIO_ONLY, Kind::Vod);
+    play_from_folder(&media::AUDIO_ONLY, Kind::Vod, &[]);
 }
 
 #[test]
 fn video_only_mkv() {
-    play_from_folder(&media::VIDEO_ONLY, Kind::Vod);
+    play_from_folder(&media::VIDEO_ONLY, Kind::Vod, &[]);
 }
 
 #[test]
 fn awkward_name_in_subfolder() {
-    play_from_folder(&media::AWKWARD, Kind::Vod);
+    play_from_folder(&media::AWKWARD, Kind::Vod, &[]);
 }
 
 #[test]

@@ -2,6 +2,8 @@
 // tests/browser.rs. Usage: node play.mjs SCENARIO BASE_URL OPTIONS_JSON
 //   index  - open the listing, click a file, play it on the player page; keyboard; screenshot
 //   seek   - open a long file's player page, play, seek to 80 %, keep playing
+//   seeks  - open a long file's player page and seek to random places (fixed seed) for a while,
+//            recording hls.js fatal errors and whether playback advanced after each seek
 //   cors   - a page on another origin plays the playlist with hls.js served by hlss
 // Prints "RESULT {json}" on success; exits 1 with a reason otherwise.
 import { chromium } from 'playwright-core';
@@ -190,6 +192,73 @@ async function seek() {
   };
 }
 
+/** A number in [0, 1) from xorshift32, so that every run seeks to the same places. */
+function generator(seed) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
+    return x / 4294967296;
+  };
+}
+
+async function seeks() {
+  await page.goto(base + options.watchPath, { waitUntil: 'load' });
+  // Every fatal hls.js error, also the first media error, which the page recovers from; one that
+  // makes the page give up also shows in hlssPlayer.fatal.
+  await page.evaluate(() => {
+    window.fatalErrors = [];
+    window.hlssPlayer.hls.on(Hls.Events.ERROR, (_name, d) => {
+      if (d.fatal) {
+        window.fatalErrors.push(`${d.type}: ${d.details}` +
+          (d.response && d.response.code ? ` (HTTP ${d.response.code})` : '') +
+          ` at ${document.getElementById('video').currentTime.toFixed(2)} s`);
+      }
+    });
+  });
+  const first = await playPast(1, 40_000);
+  check(first.duration > 60, `duration ${first.duration}`);
+  const random = generator(options.seed);
+  const log = [];
+  const end = Date.now() + options.seconds * 1000;
+  let state = first;
+  while (Date.now() < end && !state.fatal) {
+    // Anywhere but the last 10 s, where playback could end before it advanced a second.
+    const target = random() * (first.duration - 10);
+    const started = Date.now();
+    await page.evaluate((t) => { document.getElementById('video').currentTime = t; }, target);
+    let progressed = false;
+    while (Date.now() - started < options.perSeekMs) {
+      state = await playerState();
+      if (state.fatal) break;
+      if (state.currentTime >= target + 1) {
+        progressed = true;
+        break;
+      }
+      await page.waitForTimeout(100);
+    }
+    log.push({ to: +target.toFixed(2), progressed, ms: Date.now() - started,
+      at: +state.currentTime.toFixed(2) });
+    // Watch a moment, as a person does before jumping again.
+    await page.waitForTimeout(random() * 2000);
+  }
+  const fatalErrors = await page.evaluate(() => window.fatalErrors.slice());
+  state = await playerState();
+  return {
+    seekCount: log.length,
+    progressedCount: log.filter((s) => s.progressed).length,
+    fatalCount: fatalErrors.length,
+    pageFatal: state.fatal,
+    fatalErrors,
+    // The last ones: a server that loses segments makes hls.js warn about every retry.
+    warnings: state.warnings.slice(-12),
+    seekLog: log,
+  };
+}
+
 async function cors() {
   // Another origin: same host, another port, serving one page that uses hlss's hls.js and playlist.
   const html = `<!DOCTYPE html><html><head><meta charset="utf-8"><title>elsewhere</title>
@@ -228,7 +297,7 @@ async function cors() {
 }
 
 try {
-  const scenarios = { index, seek, cors };
+  const scenarios = { index, seek, seeks, cors };
   check(scenarios[scenario], `unknown scenario ${scenario}`);
   const result = await scenarios[scenario]();
   console.log('RESULT ' + JSON.stringify(result));

@@ -65,8 +65,17 @@ fn agent() -> &'static Agent {
 
 /// GET `url`; transport errors (refused, timeout, malformed response) are `Err`, statuses are not.
 pub fn try_get(url: &str) -> Result<Reply, String> {
+    try_get_within(url, REQUEST_TIMEOUT)
+}
+
+/// [`try_get`] that gives up after `timeout` instead of the default bound, for tests that time
+/// each answer and need not wait a whole minute to report one that never comes.
+pub fn try_get_within(url: &str, timeout: Duration) -> Result<Reply, String> {
     let mut response = agent()
         .get(url)
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
         .call()
         .map_err(|e| format!("GET {url}: {e}"))?;
     let status = response.status().as_u16();

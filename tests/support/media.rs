@@ -166,33 +166,54 @@ pub const LONG: &str = "long.mp4";
 pub fn long_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let s = LONG_SECONDS;
         let recipe = vec![(
             LONG,
-            [
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("testsrc2=size=320x240:rate=15:duration={s}"),
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("sine=frequency=500:sample_rate=48000:duration={s}"),
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-g",
-                "150",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "64k",
-                "-shortest",
-            ]
-            .map(String::from)
-            .to_vec(),
+            pattern_with_tone(
+                LONG_SECONDS,
+                "size=320x240:rate=15",
+                "frequency=500:sample_rate=48000",
+                "-c:v libx264 -preset ultrafast -g 150 -c:a aac -b:a 64k -shortest",
+            ),
         )];
         cached_tree("long", &recipe, |dir| run_recipes(dir, &recipe))
     })
+}
+
+/// Length of the two-hour clip: a feature film, for seeks deep into a long file.
+pub const TWO_HOURS_SECONDS: u32 = 7200;
+/// Name of the two-hour clip inside [`two_hours_root`].
+pub const TWO_HOURS: &str = "two-hours.mp4";
+
+/// A folder holding one [`TWO_HOURS_SECONDS`] clip, cached like [`media_root`]. Tiny on purpose
+/// (160x90 at 5 fps, a keyframe every 20 s, 8 kbit/s mono) so that ffmpeg makes it in about
+/// twenty seconds and hlss transcodes it many times faster than real time.
+pub fn two_hours_root() -> &'static Path {
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let recipe = vec![(
+            TWO_HOURS,
+            pattern_with_tone(
+                TWO_HOURS_SECONDS,
+                "size=160x90:rate=5",
+                "frequency=500:sample_rate=8000",
+                "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 100 -c:a aac -ac 1 -b:a 8k \
+                 -shortest",
+            ),
+        )];
+        cached_tree("two-hours", &recipe, |dir| run_recipes(dir, &recipe))
+    })
+}
+
+/// ffmpeg arguments for `seconds` of test pattern (`testsrc2` with the options `picture`) and a
+/// tone (`sine` with the options `tone`), encoded with `codecs`.
+fn pattern_with_tone(seconds: u32, picture: &str, tone: &str, codecs: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    for input in [
+        format!("testsrc2={picture}:duration={seconds}"),
+        format!("sine={tone}:duration={seconds}"),
+    ] {
+        args.extend(["-f".to_owned(), "lavfi".to_owned(), "-i".to_owned(), input]);
+    }
+    args.extend(codecs.split_whitespace().map(String::from));
+    args
 }

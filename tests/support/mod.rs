@@ -51,14 +51,15 @@ pub fn pts_delta(from: u64, to: u64) -> f64 {
 /// the server's contract: playlist growth until `#EXT-X-ENDLIST`, every segment's TS structure, the
 /// concatenated segments, and full playback with GStreamer and ffmpeg within [`DURATION_TOLERANCE`].
 ///
-/// `segment_duration` is the value the server was started with (2 s when not given).
+/// `segment_duration` is the value the server was started with (2 s when not given). Returns every
+/// distinct version of the playlist seen while polling it, for tests about its growth.
 pub fn check_stream(
     server: &Server,
     playlist_href: &str,
     clip: &Clip,
     segment_duration: f64,
     kind: Kind,
-) {
+) -> Vec<hls::Playlist> {
     let source = media_root().join(clip.rel);
     let source_duration = tools::probe_duration(&source);
     let playlist_url = server.url(playlist_href);
@@ -112,6 +113,7 @@ pub fn check_stream(
             .collect::<Vec<_>>(),
         playlist.total_duration(),
     );
+    versions
 }
 
 /// A VOD playlist promises segment `k` covers `[k*T, (k+1)*T)`: its first PTS must be `k*T` after
