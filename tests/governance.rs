@@ -5,7 +5,7 @@ mod support;
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use support::media::{self, LONG, long_root};
+use support::media::{self, LONG, long_copies, long_root};
 use support::{Server, http, media_root};
 
 fn playlist_path(rel: &str) -> String {
@@ -111,18 +111,6 @@ fn an_idle_stream_is_closed_and_its_memory_freed() {
         http::get(&server.url(&format!("{base}{first}"))).status,
         200
     );
-}
-
-/// A folder of hard links (or copies) of the long clip under `names`, so that no pipeline
-/// finishes on its own during a test.
-fn long_copies(names: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for name in names {
-        std::fs::hard_link(long_root().join(LONG), dir.path().join(name))
-            .or_else(|_| std::fs::copy(long_root().join(LONG), dir.path().join(name)).map(|_| ()))
-            .expect("link the long clip");
-    }
-    dir
 }
 
 /// A viewer that keeps playing `rel` (one segment after another) until `stop` is set; returns

@@ -217,3 +217,20 @@ fn pattern_with_tone(seconds: u32, picture: &str, tone: &str, codecs: &str) -> V
     args.extend(codecs.split_whitespace().map(String::from));
     args
 }
+
+/// A folder of hard links (or copies) of the long clip under `names`: different files to the
+/// server, long enough that no transcode finishes on its own during a test.
+pub fn long_copies(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("copies-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("scratch folder");
+    let source = long_root().join(LONG);
+    for name in names {
+        let copy = dir.path().join(name);
+        std::fs::hard_link(&source, &copy)
+            .or_else(|_| std::fs::copy(&source, &copy).map(|_| ()))
+            .unwrap_or_else(|e| panic!("link the long clip as {copy:?}: {e}"));
+    }
+    dir
+}
