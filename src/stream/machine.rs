@@ -871,7 +871,15 @@ impl<B: Payload> Machine<B> {
             return Vec::new();
         };
         if !plan.is_vod() {
-            return Vec::new();
+            let running = self.runs.first().is_some_and(|r| !r.paused);
+            return self
+                .pending
+                .iter()
+                .filter_map(|p| match p.want {
+                    Want::Segment(k) if !running && self.event_end.is_none() => Some(k),
+                    _ => None,
+                })
+                .collect();
         }
         self.pending
             .iter()
@@ -890,14 +898,17 @@ impl<B: Payload> Machine<B> {
             .collect()
     }
 
-    /// Runs nobody has needed for longer than `limit`.
+    /// Runs nobody has needed for longer than `limit`: a VOD run should have stopped, an EVENT
+    /// run (it cannot restart mid-way) should at least be paused.
     pub(super) fn runs_unneeded_for(&self, now: Time, limit: Duration) -> usize {
+        let event = self.is_event();
         self.runs
             .iter()
             .filter(|r| {
                 r.unneeded_since
                     .is_some_and(|s| now.saturating_sub(s) > limit)
             })
+            .filter(|r| !event || !r.paused)
             .count()
     }
 

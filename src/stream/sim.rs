@@ -89,6 +89,8 @@ struct Media {
     /// Chance in percent that a run fails at any one segment (a passing fault).
     flaky_percent: u64,
     probe_latency: Duration,
+    /// Served as an EVENT playlist (unknown duration): one run from the start, a growing list.
+    event: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -146,6 +148,7 @@ impl Case {
                     broken_at: rng.chance(10).then(|| rng.below(planned)),
                     flaky_percent: if rng.chance(20) { 1 + rng.below(5) } else { 0 },
                     probe_latency: Duration::from_millis(rng.below(800)),
+                    event: rng.chance(20),
                 }
             })
             .collect();
@@ -231,6 +234,8 @@ struct Player {
     waiting: Option<(RequestId, u64, Time)>,
     session: Option<SessionId>,
     gone: bool,
+    /// EVENT playlists: when the player last reloaded the playlist.
+    reloaded: Time,
 }
 
 struct World<'a> {
@@ -247,13 +252,19 @@ struct World<'a> {
     answered: u64,
     /// Failures injected in a row at each (stream, segment): what may make a request fail.
     failed_in_a_row: BTreeMap<(usize, u64), u32>,
+    /// EVENT streams: where their one run failed, which ends the stream there.
+    event_failed_at: BTreeMap<usize, u64>,
 }
 
 impl<'a> World<'a> {
     fn new(case: &'a Case) -> World<'a> {
         let budget = Budget::new(case.max_transcodes, case.global_memory);
-        let limits = StreamLimits {
-            mode: PlaylistMode::Vod,
+        let limits = |media: &Media| StreamLimits {
+            mode: if media.event {
+                PlaylistMode::Event
+            } else {
+                PlaylistMode::Vod
+            },
             memory: case.stream_memory,
             read_ahead: case.read_ahead,
         };
@@ -263,7 +274,7 @@ impl<'a> World<'a> {
             machines: case
                 .media
                 .iter()
-                .map(|_| Machine::new(limits, budget.clone(), None, Time::ZERO))
+                .map(|media| Machine::new(limits(media), budget.clone(), None, Time::ZERO))
                 .collect(),
             budget,
             probed: vec![false; case.media.len()],
@@ -274,6 +285,7 @@ impl<'a> World<'a> {
             rng: Rng(case.seed ^ 0xA5A5),
             answered: 0,
             failed_in_a_row: BTreeMap::new(),
+            event_failed_at: BTreeMap::new(),
         }
     }
 
@@ -285,11 +297,15 @@ impl<'a> World<'a> {
             for (stream, media) in self.case.media.iter().enumerate() {
                 if !self.probed[stream] && self.now >= media.probe_latency {
                     self.probed[stream] = true;
-                    let plan = Plan::new(
-                        SEGMENT,
-                        Duration::from_millis(530),
-                        Some(SEGMENT * u32::try_from(media.planned).unwrap_or(u32::MAX)),
-                    );
+                    let plan = if media.event {
+                        Plan::new(SEGMENT, Duration::ZERO, None)
+                    } else {
+                        Plan::new(
+                            SEGMENT,
+                            Duration::from_millis(530),
+                            Some(SEGMENT * u32::try_from(media.planned).unwrap_or(u32::MAX)),
+                        )
+                    };
                     self.feed(stream, Event::Probed(Ok(plan)))?;
                 }
             }
@@ -319,6 +335,12 @@ impl<'a> World<'a> {
             .map(|m| (m.wants_place(), m.idle(self.now)))
             .collect();
         for (stream, room) in make_room(&needs) {
+            // The registry reopens a stopped EVENT stream for its viewers (a new stream, which
+            // this simulation does not model): such streams are left running here.
+            let watched = self.players.values().any(|p| p.stream == stream && !p.gone);
+            if room == Room::StopAll && self.case.media[stream].event && watched {
+                continue;
+            }
             let event = match room {
                 Room::StopAll => Event::StopAll,
                 Room::GiveUpOne => Event::GiveUpPlace,
@@ -376,6 +398,7 @@ impl<'a> World<'a> {
                         waiting: None,
                         session: None,
                         gone: false,
+                        reloaded: now,
                     },
                 );
                 self.request(step.viewer, None)?;
@@ -388,6 +411,15 @@ impl<'a> World<'a> {
                     return Ok(());
                 }
                 let cancelled = player.waiting.take();
+                let k = match listed(
+                    &self.machines[player.stream],
+                    &self.case.media[player.stream],
+                ) {
+                    Some(range) if self.case.media[player.stream].event => {
+                        k.clamp(range.start, range.end.saturating_sub(1).max(range.start))
+                    }
+                    _ => k,
+                };
                 player.playhead = k;
                 player.loaded_until = k;
                 player.entered = now;
@@ -418,11 +450,28 @@ impl<'a> World<'a> {
     /// Players advance their playhead over loaded segments and ask for the next one.
     fn play(&mut self) -> Result<(), String> {
         let mut asks = Vec::new();
+        let mut reloads = Vec::new();
         for (viewer, player) in &mut self.players {
             if player.gone || player.session.is_none() {
                 continue;
             }
-            let planned = self.case.media[player.stream].planned;
+            let media = &self.case.media[player.stream];
+            let Some(range) = listed(&self.machines[player.stream], media) else {
+                continue;
+            };
+            if media.event {
+                // A live player reloads the playlist every target duration; one that fell out of
+                // the window jumps to its start.
+                if self.now.saturating_sub(player.reloaded) >= SEGMENT {
+                    player.reloaded = self.now;
+                    reloads.push(*viewer);
+                }
+                if player.waiting.is_none() && player.loaded_until < range.start {
+                    player.playhead = range.start;
+                    player.loaded_until = range.start;
+                }
+            }
+            let planned = range.end;
             if player.playing
                 && player.loaded_until > player.playhead
                 && self.now.saturating_sub(player.entered) >= SEGMENT
@@ -439,6 +488,9 @@ impl<'a> World<'a> {
         }
         for (viewer, k) in asks {
             self.request(viewer, Some(k))?;
+        }
+        for viewer in reloads {
+            self.request(viewer, None)?;
         }
         Ok(())
     }
@@ -460,6 +512,9 @@ impl<'a> World<'a> {
                     Ok(())
                 } else {
                     *self.failed_in_a_row.entry((stream, k)).or_default() += 1;
+                    if media.event {
+                        self.event_failed_at.entry(stream).or_insert(k);
+                    }
                     Err(TranscodeError::Failed("simulated failure".into()))
                 };
                 self.runs.remove(index);
@@ -559,9 +614,19 @@ impl<'a> World<'a> {
         let Some((k, since)) = asked else {
             // A playlist answer, or one for a request the player already gave up on.
             if let Reply::Playlist(session) = reply {
+                if player.session.is_none()
+                    && media.event
+                    && let Some(range) = listed(&self.machines[stream], media)
+                {
+                    // hls.js joins a live playlist about three segments from its end.
+                    let start = range.end.saturating_sub(3).max(range.start);
+                    player.playhead = start;
+                    player.loaded_until = start;
+                }
                 player.session = Some(session);
             } else if let Reply::Failed(err) = reply
                 && player.session.is_none()
+                && self.event_failed_at.get(&stream) != Some(&0)
             {
                 return Err(format!("viewer {viewer}: playlist failed: {err}"));
             }
@@ -583,6 +648,15 @@ impl<'a> World<'a> {
                 Ok(())
             }
             Reply::Failed(StreamError::NoSuchSegment) if k >= media.real => {
+                player.gone = true;
+                Ok(())
+            }
+            // A live player that lagged behind a sliding window.
+            Reply::Failed(StreamError::Evicted(_)) if media.event => Ok(()),
+            // An EVENT stream ends where its run failed.
+            Reply::Failed(StreamError::NoSuchSegment | StreamError::Transcode(_))
+                if self.event_failed_at.get(&stream).is_some_and(|at| k >= *at) =>
+            {
                 player.gone = true;
                 Ok(())
             }
@@ -729,6 +803,7 @@ fn seeking_back_after_eviction_is_answered() {
         broken_at: None,
         flaky_percent: 0,
         probe_latency: Duration::from_millis(100),
+        event: false,
     };
     let mut script = vec![
         Step {
@@ -904,4 +979,14 @@ fn seeds_are_reproducible() {
     let b = Case::draw(99);
     assert_eq!(a.script, b.script);
     assert_eq!(run_case(&a), run_case(&b));
+}
+
+/// The segments a viewer can see listed: the whole plan for VOD, the current window for EVENT.
+fn listed(machine: &Machine<Fake>, media: &Media) -> Option<std::ops::Range<u64>> {
+    if !media.event {
+        return Some(0..media.planned);
+    }
+    let snapshot = machine.snapshot(SEGMENT);
+    let first = snapshot.segments.first()?.0;
+    Some(first..first + snapshot.segments.len() as u64)
 }
