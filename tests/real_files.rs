@@ -206,8 +206,16 @@ fn mirrored_video_is_shown_mirrored() {
 }
 
 #[test]
-fn interlaced_source_comes_out_progressive() {
-    let clip = &real_media::INTERLACED;
+fn interlaced_mpeg2_comes_out_progressive() {
+    check_deinterlaced(&real_media::INTERLACED);
+}
+
+#[test]
+fn interlaced_h264_comes_out_progressive() {
+    check_deinterlaced(&real_media::INTERLACED_H264);
+}
+
+fn check_deinterlaced(clip: &Clip) {
     let (tff, bff, progressive) = idet(&source(clip));
     assert!(
         tff > 10 * (bff + progressive),
@@ -215,7 +223,10 @@ fn interlaced_source_comes_out_progressive() {
     );
     let out = play(clip, &[]);
     let (tff, bff, progressive) = idet(&out.path);
-    eprintln!("interlaced source, output idet: TFF {tff}, BFF {bff}, progressive {progressive}");
+    eprintln!(
+        "{}: output idet TFF {tff}, BFF {bff}, progressive {progressive}",
+        clip.rel
+    );
     assert!(
         tff + bff <= (tff + bff + progressive) / 10,
         "output still interlaced: idet TFF {tff}, BFF {bff}, progressive {progressive}"

@@ -13,10 +13,11 @@ pub(super) fn display_chain() -> Result<[gst::Element; 4], TranscodeError> {
         // `auto` leaves progressive frames alone and deinterlaces what caps or buffer flags mark
         // as interlaced, in the field order they give.
         .property_from_str("mode", "auto")
-        // Motion adaptive and cheap. In GStreamer 1.22, with one frame per source frame, yadif
-        // gives two of the first frames one timestamp (and makes extra frames), and greedyh and
-        // tomsmocomp leave a TFF MPEG-2 source combed.
-        .property_from_str("method", "greedyl")
+        // Interpolates the kept field: no state, no combing left. In GStreamer 1.22, with one
+        // frame per source frame, the motion-adaptive methods fail on our test sources: yadif
+        // gives two of the first frames one timestamp and makes extra frames, greedyh and
+        // tomsmocomp leave TFF MPEG-2 combed, greedyl leaves stretches of TFF H.264 combed.
+        .property_from_str("method", "linear")
         // One frame per source frame, not per field: 25i stays 25p, so the encoder's load and
         // the frame count match the source.
         .property_from_str("fields", "top")

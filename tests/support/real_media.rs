@@ -23,6 +23,8 @@ pub const PORTRAIT: Clip = clip("portrait.mp4");
 pub const MIRRORED: Clip = clip("mirrored.mp4");
 /// MPEG-2, 720x576, 25 frames/s interlaced top field first (as from a DVB or DVD source).
 pub const INTERLACED: Clip = clip("interlaced_tff.mkv");
+/// H.264 coded as interlaced, top field first (DVB HD style), same picture as [`INTERLACED`].
+pub const INTERLACED_H264: Clip = clip("interlaced_tff_h264.mkv");
 /// The same picture and codec as [`INTERLACED`], progressive.
 pub const PROGRESSIVE: Clip = clip("progressive.mkv");
 /// H.264 High 10 (yuv420p10le).
@@ -70,6 +72,8 @@ fn recipes() -> Vec<(&'static str, Vec<String>)> {
     let small = format!("testsrc2=size=640x360:rate=25:duration={s}");
     let sd = format!("testsrc2=size=720x576:rate=50:duration={s}");
     let mpeg2 = "-c:v mpeg2video -b:v 4M -g 12 -c:a mp2 -b:a 192k";
+    // Two frames of 50 p woven into one frame of 25 i, top field first.
+    let weave = "tinterlace=mode=interleave_top,setfield=tff";
     // A white box over one quarter of the stored picture shows where it ends up.
     let marked = |size: &str, box_: &str| {
         format!("color=c=black:size={size}:rate=25:duration=3,drawbox={box_}:color=white:t=fill")
@@ -100,11 +104,14 @@ fn recipes() -> Vec<(&'static str, Vec<String>)> {
             INTERLACED.rel,
             lavfi_args(
                 &[&sd, &stereo],
-                // Two frames of 50 p woven into one frame of 25 i, top field first.
-                &format!(
-                    "-vf tinterlace=mode=interleave_top,setfield=tff -flags +ilme+ildct -top 1 \
-                     {mpeg2}"
-                ),
+                &format!("-vf {weave} -flags +ilme+ildct -top 1 {mpeg2}"),
+            ),
+        ),
+        (
+            INTERLACED_H264.rel,
+            lavfi_args(
+                &[&sd, &stereo],
+                &format!("-vf {weave} -flags +ilme+ildct {x264} -x264opts tff=1 -c:a aac"),
             ),
         ),
         (
