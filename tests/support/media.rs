@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 /// A file in the media tree and the streams it has.
 #[derive(Debug, Clone, Copy)]
 pub struct Clip {
-    /// Path relative to [`media_root`], `/`-separated.
+    /// Path relative to its tree ([`media_root`] or `real_media::real_root`), `/`-separated.
     pub rel: &'static str,
     pub video: bool,
     pub audio: bool,
