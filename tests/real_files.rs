@@ -215,11 +215,16 @@ fn interlaced_h264_comes_out_progressive() {
     check_deinterlaced(&real_media::INTERLACED_H264);
 }
 
+#[test]
+fn bottom_field_first_comes_out_progressive() {
+    check_deinterlaced(&real_media::INTERLACED_BFF);
+}
+
 fn check_deinterlaced(clip: &Clip) {
     let (tff, bff, progressive) = idet(&source(clip));
     assert!(
-        tff > 10 * (bff + progressive),
-        "the source should be TFF: idet TFF {tff}, BFF {bff}, progressive {progressive}"
+        tff.max(bff) > 10 * (tff.min(bff) + progressive),
+        "the source should be interlaced: idet TFF {tff}, BFF {bff}, progressive {progressive}"
     );
     let out = play(clip, &[]);
     let (tff, bff, progressive) = idet(&out.path);

@@ -23,6 +23,8 @@ pub const PORTRAIT: Clip = clip("portrait.mp4");
 pub const MIRRORED: Clip = clip("mirrored.mp4");
 /// MPEG-2, 720x576, 25 frames/s interlaced top field first (as from a DVB or DVD source).
 pub const INTERLACED: Clip = clip("interlaced_tff.mkv");
+/// Like [`INTERLACED`] but bottom field first (as DV and some DVB channels).
+pub const INTERLACED_BFF: Clip = clip("interlaced_bff.mkv");
 /// H.264 coded as interlaced, top field first (DVB HD style), same picture as [`INTERLACED`].
 pub const INTERLACED_H264: Clip = clip("interlaced_tff_h264.mkv");
 /// The same picture and codec as [`INTERLACED`], progressive.
@@ -105,6 +107,16 @@ fn recipes() -> Vec<(&'static str, Vec<String>)> {
             lavfi_args(
                 &[&sd, &stereo],
                 &format!("-vf {weave} -flags +ilme+ildct -top 1 {mpeg2}"),
+            ),
+        ),
+        (
+            INTERLACED_BFF.rel,
+            lavfi_args(
+                &[&sd, &stereo],
+                &format!(
+                    "-vf tinterlace=mode=interleave_bottom,setfield=bff -flags +ilme+ildct \
+                     -top 0 {mpeg2}"
+                ),
             ),
         ),
         (
