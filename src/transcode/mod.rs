@@ -6,6 +6,7 @@
 
 mod guard;
 mod keyframes;
+mod picture;
 mod pipeline;
 mod probe;
 mod registry;

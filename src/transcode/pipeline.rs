@@ -5,7 +5,7 @@ use std::sync::Arc;
 use gst::prelude::*;
 use parking_lot::Mutex;
 
-use super::{TranscodeError, keyframes};
+use super::{TranscodeError, keyframes, picture};
 use crate::config::EncoderSettings;
 use crate::library::Source;
 
@@ -17,7 +17,7 @@ pub(super) struct Graph {
     pub appsink: gst_app::AppSink,
 }
 
-fn make(factory: &'static str) -> Result<gst::Element, TranscodeError> {
+pub(super) fn make(factory: &'static str) -> Result<gst::Element, TranscodeError> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|_| TranscodeError::MissingElement(factory))
@@ -115,11 +115,7 @@ fn build_demo(
         }
         Err(_) => video_caps,
     };
-    let video_caps = gst::Caps::builder("video/x-raw")
-        .field("width", width)
-        .field("height", height)
-        .build();
-    let vsink = video_branch(pipeline, mux, branch, Some(&video_caps))?;
+    let vsink = video_branch(pipeline, mux, branch)?;
     video_out
         .static_pad("src")
         .ok_or_else(|| failed("demo video source has no src pad"))?
@@ -206,7 +202,7 @@ fn link_decoded(
     let mut linked = linked.lock();
     let sink = if media.starts_with("video/") && !linked.video {
         linked.video = true;
-        video_branch(pipeline, mux, branch, Some(&caps))?
+        video_branch(pipeline, mux, branch)?
     } else if media.starts_with("audio/") && !linked.audio {
         linked.audio = true;
         audio_branch(pipeline, mux, branch)?
@@ -249,24 +245,15 @@ fn add_chain(
     Ok(sink)
 }
 
-/// queue → videoconvert → videoscale → capsfilter → x264enc → h264parse → mux
+/// queue → deinterlace → videoconvert → videoflip → videoscale → capsfilter → x264enc → h264parse
+/// → mux
 fn video_branch(
     pipeline: &gst::Pipeline,
     mux: &gst::Element,
     branch: &Branch,
-    caps: Option<&gst::CapsRef>,
 ) -> Result<gst::Pad, TranscodeError> {
     let settings = &branch.settings;
-    let mut out_caps = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
-    if let Some((width, height)) = caps.and_then(|c| output_size(c, settings.max_height)) {
-        out_caps = out_caps.field("width", width).field("height", height);
-    }
-    let capsfilter = gst::ElementFactory::make("capsfilter")
-        .property("caps", out_caps.build())
-        .build()
-        .map_err(|_| TranscodeError::MissingElement("capsfilter"))?;
+    let capsfilter = picture::size_filter()?;
     let encoder = gst::ElementFactory::make("x264enc")
         .property_from_str("speed-preset", settings.preset.nick())
         // No B-frames and no lookahead: the first segment leaves the encoder sooner.
@@ -282,10 +269,16 @@ fn video_branch(
         .property("config-interval", -1i32)
         .build()
         .map_err(|_| TranscodeError::MissingElement("h264parse"))?;
+    let [deinterlace, convert, flip, scale] = picture::display_chain()?;
+    if let Some(scale_sink) = scale.static_pad("sink") {
+        picture::follow_display_size(&scale_sink, &capsfilter, settings.max_height);
+    }
     let elements = [
         make("queue")?,
-        make("videoconvert")?,
-        make("videoscale")?,
+        deinterlace,
+        convert,
+        flip,
+        scale,
         capsfilter.clone(),
         encoder,
         parse,
@@ -338,42 +331,4 @@ fn audio_branch(
         make("aacparse")?,
     ];
     add_chain(pipeline, mux, branch, &elements)
-}
-
-/// The encoded size for decoded `caps`: square pixels, at most `max_height` tall, even
-/// dimensions (4:2:0 needs them). `None` when the caps do not say.
-fn output_size(caps: &gst::CapsRef, max_height: u32) -> Option<(i32, i32)> {
-    let s = caps.structure(0)?;
-    let width = s.get::<i32>("width").ok()?;
-    let height = s.get::<i32>("height").ok()?;
-    let par = s
-        .get::<gst::Fraction>("pixel-aspect-ratio")
-        .unwrap_or_else(|_| gst::Fraction::new(1, 1));
-    scaled_size(width, height, (par.numer(), par.denom()), max_height)
-}
-
-fn scaled_size(width: i32, height: i32, par: (i32, i32), max_height: u32) -> Option<(i32, i32)> {
-    if width <= 0 || height <= 0 || par.0 <= 0 || par.1 <= 0 {
-        return None;
-    }
-    let display_width = f64::from(width) * f64::from(par.0) / f64::from(par.1);
-    let out_height = f64::from(height).min(f64::from(max_height));
-    let out_width = display_width * out_height / f64::from(height);
-    let even = |v: f64| ((v / 2.0).round() as i32).max(1) * 2;
-    Some((even(out_width), even(out_height)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::scaled_size;
-
-    #[test]
-    fn scales_down_to_max_height_keeping_aspect() {
-        assert_eq!(scaled_size(1920, 1080, (1, 1), 720), Some((1280, 720)));
-        assert_eq!(scaled_size(640, 360, (1, 1), 720), Some((640, 360)));
-        // Anamorphic DVD: 720x576 with 16:15 pixels displays as 768x576.
-        assert_eq!(scaled_size(720, 576, (16, 15), 720), Some((768, 576)));
-        assert_eq!(scaled_size(321, 241, (1, 1), 720), Some((322, 242)));
-        assert_eq!(scaled_size(0, 10, (1, 1), 720), None);
-    }
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 /// A file in the media tree and the streams it has.
 #[derive(Debug, Clone, Copy)]
 pub struct Clip {
-    /// Path relative to [`media_root`], `/`-separated.
+    /// Path relative to its tree ([`media_root`] or `real_media::real_root`), `/`-separated.
     pub rel: &'static str,
     pub video: bool,
     pub audio: bool,
@@ -61,33 +61,38 @@ fn recipes() -> Vec<(&'static str, Vec<String>)> {
     let video = format!("testsrc2=size=320x240:rate=25:duration={s}");
     let audio = format!("sine=frequency=440:sample_rate=48000:duration={s}");
     let x264 = "-c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 25";
-    let args = |inputs: &[&str], codecs: &str| -> Vec<String> {
-        let mut v = Vec::new();
-        for input in inputs {
-            v.extend(["-f", "lavfi", "-i", input].map(String::from));
-        }
-        v.extend(codecs.split_whitespace().map(String::from));
-        v
-    };
     vec![
         (
             MP4.rel,
-            args(
+            lavfi_args(
                 &[&video, &audio],
                 &format!("{x264} -c:a aac -b:a 96k -shortest"),
             ),
         ),
         (
             WEBM.rel,
-            args(
+            lavfi_args(
                 &[&video, &audio],
                 "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -row-mt 1 -b:v 400k \
                  -pix_fmt yuv420p -c:a libopus -b:a 64k -shortest",
             ),
         ),
-        (AUDIO_ONLY.rel, args(&[&audio], "-c:a libmp3lame -b:a 128k")),
-        (VIDEO_ONLY.rel, args(&[&video], x264)),
+        (
+            AUDIO_ONLY.rel,
+            lavfi_args(&[&audio], "-c:a libmp3lame -b:a 128k"),
+        ),
+        (VIDEO_ONLY.rel, lavfi_args(&[&video], x264)),
     ]
+}
+
+/// ffmpeg arguments that read each of `inputs` from a lavfi source, then `rest` split on spaces.
+pub fn lavfi_args(inputs: &[&str], rest: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    for input in inputs {
+        args.extend(["-f", "lavfi", "-i", input].map(String::from));
+    }
+    args.extend(rest.split_whitespace().map(String::from));
+    args
 }
 
 /// Files that are copies of [`MP4`]: content does not matter for them, only names and places.
@@ -116,7 +121,7 @@ pub fn media_root() -> &'static Path {
 /// A generated folder, cached across runs in a folder named after `prefix` and a hash of `key`
 /// (the recipes), so that changing a recipe regenerates; built by `make` in a scratch folder and
 /// renamed into place, so that concurrent test processes never see half a tree.
-fn cached_tree(prefix: &str, key: &impl Hash, make: impl FnOnce(&Path)) -> PathBuf {
+pub fn cached_tree(prefix: &str, key: &impl Hash, make: impl FnOnce(&Path)) -> PathBuf {
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
@@ -139,7 +144,7 @@ fn cached_tree(prefix: &str, key: &impl Hash, make: impl FnOnce(&Path)) -> PathB
 }
 
 /// Makes each recipe's file with ffmpeg.
-fn run_recipes(dir: &Path, recipes: &[(&str, Vec<String>)]) {
+pub fn run_recipes(dir: &Path, recipes: &[(&str, Vec<String>)]) {
     for (rel, args) in recipes {
         let out = dir.join(rel);
         let output = Command::new("ffmpeg")

@@ -6,6 +6,7 @@ pub mod hls;
 pub mod http;
 pub mod listing;
 pub mod media;
+pub mod real_media;
 pub mod server;
 pub mod tools;
 pub mod ts;
@@ -61,7 +62,26 @@ pub fn check_stream(
     kind: Kind,
 ) -> Vec<hls::Playlist> {
     let source = media_root().join(clip.rel);
-    let source_duration = tools::probe_duration(&source);
+    check_stream_file(server, playlist_href, &source, clip, segment_duration, kind).versions
+}
+
+/// What [`check_stream_file`] saw: every distinct version of the playlist while polling it, and
+/// the final playlist's segments in order.
+pub struct Played {
+    pub versions: Vec<hls::Playlist>,
+    pub segments: Vec<Vec<u8>>,
+}
+
+/// [`check_stream`] for a `source` file anywhere (`clip.rel` only names it in messages).
+pub fn check_stream_file(
+    server: &Server,
+    playlist_href: &str,
+    source: &std::path::Path,
+    clip: &Clip,
+    segment_duration: f64,
+    kind: Kind,
+) -> Played {
+    let source_duration = tools::probe_duration(source);
     let playlist_url = server.url(playlist_href);
     let ctx = |what: &str, e: String| format!("{what} for {} ({playlist_url}): {e}", clip.rel);
 
@@ -113,7 +133,7 @@ pub fn check_stream(
             .collect::<Vec<_>>(),
         playlist.total_duration(),
     );
-    versions
+    Played { versions, segments }
 }
 
 /// A VOD playlist promises segment `k` covers `[k*T, (k+1)*T)`: its first PTS must be `k*T` after
@@ -150,15 +170,21 @@ pub fn check_vod_timing(
     Ok(())
 }
 
-/// GStreamer must have decoded exactly the kinds of streams the source has, each spanning about as
-/// long as the source. Gaps inside are left to ffmpeg's frame count (see [`tools::Track`]).
+/// GStreamer must have decoded exactly the kinds of streams the source has, each ending about as
+/// long as the source after the first decoded sample of any kind (audio that starts after the
+/// picture still ends with it). Gaps inside are left to ffmpeg's frame count (see [`tools::Track`]).
 pub fn check_gst(played: &tools::GstPlayed, clip: &Clip, source: f64) -> Result<(), String> {
+    let first = [played.video, played.audio]
+        .iter()
+        .flatten()
+        .map(|t| t.start)
+        .fold(f64::INFINITY, f64::min);
     for (kind, expected, track) in [
         ("video", clip.video, played.video),
         ("audio", clip.audio, played.audio),
     ] {
         match (expected, track) {
-            (true, Some(t)) => check_duration(&format!("{kind} span"), t.span, source)?,
+            (true, Some(t)) => check_duration(&format!("{kind} end"), t.end - first, source)?,
             (true, None) => return Err(format!("no {kind} reached the sink")),
             (false, Some(t)) => {
                 return Err(format!("{kind} from a file without {kind}: {t:?}"));

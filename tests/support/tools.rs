@@ -171,8 +171,10 @@ pub fn check_concatenated(segments: &[Vec<u8>], video: bool, audio: bool) -> Res
 pub struct Track {
     /// Buffer reports seen; approximate, see above.
     pub buffers: usize,
-    /// First timestamp to last buffer end.
-    pub span: f64,
+    /// First timestamp, in seconds.
+    pub start: f64,
+    /// Last buffer end, in seconds.
+    pub end: f64,
 }
 
 /// What GStreamer decoded, per kind; `None` means no buffer of that kind reached its sink.
@@ -245,7 +247,8 @@ fn track(stdout: &str, sink: &str) -> Option<Track> {
     }
     (buffers > 0).then_some(Track {
         buffers,
-        span: end - start,
+        start,
+        end,
     })
 }
 
