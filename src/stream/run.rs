@@ -91,11 +91,11 @@ pub(super) fn start_run(
         Some(permit) => permit,
         None => return Err(StreamError::Busy(shared.budget.max_transcodes())),
     };
-    // Segment 0 starts at media time 0 whatever the plan says, so it can start before the probe
-    // has made the plan; any other start needs the plan.
-    let at = match state.plan() {
-        Some(plan) => plan.start_of(k),
-        None if k == 0 => Duration::ZERO,
+    // Segment 0 can start before the probe has made the plan (the run then finds the origin
+    // itself, see `Transcode::start`); any other start needs the plan.
+    let (at, origin) = match state.plan() {
+        Some(plan) => (plan.start_of(k), Some(plan.origin())),
+        None if k == 0 => (Duration::ZERO, None),
         None => return Ok(()),
     };
     let id = state.next_run_id;
@@ -124,7 +124,7 @@ pub(super) fn start_run(
         .name("hlss-start".into())
         .spawn(move || {
             let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Transcode::start(&source, &settings, at, output.clone())
+                Transcode::start(&source, &settings, at, origin, output.clone())
             }));
             let Some(shared) = weak.upgrade() else { return };
             match started {
