@@ -116,7 +116,7 @@ pub fn media_root() -> &'static Path {
 /// A generated folder, cached across runs in a folder named after `prefix` and a hash of `key`
 /// (the recipes), so that changing a recipe regenerates; built by `make` in a scratch folder and
 /// renamed into place, so that concurrent test processes never see half a tree.
-fn cached_tree(prefix: &str, key: &impl Hash, make: impl FnOnce(&Path)) -> PathBuf {
+pub fn cached_tree(prefix: &str, key: &impl Hash, make: impl FnOnce(&Path)) -> PathBuf {
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));

@@ -7,6 +7,7 @@ pub mod http;
 pub mod listing;
 pub mod media;
 pub mod server;
+pub mod timeline_media;
 pub mod tools;
 pub mod ts;
 
