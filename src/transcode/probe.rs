@@ -128,9 +128,24 @@ struct Marks {
     /// Set for the end search: compressed buffers are recorded and dropped before the decoders,
     /// so looking at the end costs demuxing, not decoding.
     skip_decoding: AtomicBool,
+    started: Mutex<Started>,
+}
+
+/// Whether every audio and video stream has shown its first sample (or ended).
+#[derive(Default)]
+struct Started {
+    /// Audio and video streams linked but without a first buffer yet.
+    waiting: usize,
+    /// decodebin has exposed every stream.
+    all_pads: bool,
 }
 
 impl Marks {
+    fn started(&self) -> bool {
+        let started = self.started.lock();
+        started.all_pads && started.waiting == 0
+    }
+
     /// Records `buffer` (arriving on `pad`) by its stream time.
     fn record(&self, pad: &gst::Pad, buffer: &gst::BufferRef, into: &Mutex<Extent>) {
         let Some(pts) = buffer.pts().or(buffer.dts()) else {
@@ -176,6 +191,8 @@ fn measure(uri: &str, deadline: Instant) -> Result<Extent, String> {
             tracing::debug!("probe: a decoded stream could not be linked");
         }
     });
+    let on_no_more_pads = marks.clone();
+    decode.connect_no_more_pads(move |_| on_no_more_pads.started.lock().all_pads = true);
     let on_element = marks.clone();
     pipeline.connect_deep_element_added(move |_, _, element| {
         let marks = on_element.clone();
@@ -204,6 +221,26 @@ fn measure_with(
         .map_err(|e| e.to_string())?;
     let (prerolled, _, _) = pipeline.state(left());
     prerolled.map_err(|_| bus_error(&bus).unwrap_or_else(|| "preroll timed out".into()))?;
+    if !marks.started() {
+        // Sinks preroll on a GAP event too: an MP4 whose edit list starts the media at 1.5 s
+        // prerolls with no sample at all. Play on until every stream has shown its first.
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| e.to_string())?;
+        while !marks.started() {
+            if Instant::now() >= deadline {
+                return Err("no first sample within the time limit".into());
+            }
+            let stop = [gst::MessageType::Eos, gst::MessageType::Error];
+            match bus.timed_pop_filtered(gst::ClockTime::from_mseconds(10), &stop) {
+                Some(message) if message.type_() == gst::MessageType::Error => {
+                    return Err(format!("{message:?}"));
+                }
+                Some(_) => break,
+                None => {}
+            }
+        }
+    }
     let first = *marks.first.lock();
     let Some(start) = first.start else {
         return Err("no audio or video sample".into());
@@ -284,7 +321,14 @@ fn link_fakesink(
     sink.sync_state_with_parent().map_err(|e| e.to_string())?;
     let sink_pad = sink.static_pad("sink").ok_or("fakesink has no pad")?;
     if counted {
-        sink_pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        marks.started.lock().waiting += 1;
+        let seen = AtomicBool::new(false);
+        let types = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+        sink_pad.add_probe(types, move |pad, info| {
+            let eos = matches!(
+                &info.data,
+                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos
+            );
             if let Some(buffer) = info.buffer() {
                 let into = if marks.skip_decoding.load(Ordering::Acquire) {
                     &marks.last
@@ -294,6 +338,12 @@ fn link_fakesink(
                 super::guard::guard("the probe's buffer probe", || {
                     marks.record(pad, buffer, into)
                 });
+            } else if !eos {
+                return gst::PadProbeReturn::Ok;
+            }
+            if !seen.swap(true, Ordering::AcqRel) {
+                let mut started = marks.started.lock();
+                started.waiting = started.waiting.saturating_sub(1);
             }
             gst::PadProbeReturn::Ok
         });
