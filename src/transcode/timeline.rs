@@ -12,7 +12,8 @@ use parking_lot::Mutex;
 pub(super) struct Timeline {
     /// Media (stream) time that becomes running time 0. `None` until known: a run started
     /// before the probe takes the start of the first segment it sees (MPEG-PS and -TS
-    /// demuxers start theirs at the first sample, which is what the probe measures).
+    /// demuxers start theirs at the first sample, which is what the probe measures; qtdemux
+    /// starts an MP4 with a late edit list with a gap segment at 0, so there it is wrong).
     origin: Mutex<Option<gst::ClockTime>>,
     /// Media time the run starts at. Runs seek to a little before it (some demuxers land late)
     /// and drop what comes earlier themselves, so they keep exactly what a run from the start
