@@ -6,8 +6,8 @@ use std::process::Command;
 
 use support::media::Clip;
 use support::timeline_media::{
-    CLIP_SECONDS, DVB, DVD, MKV_SUBS, MKV_SUBTITLE_TAIL, MP4_AV_SECONDS, MP4_SUBS,
-    MP4_SUBTITLE_END, av_span, probe_streams, timeline_root,
+    CLIP_SECONDS, DVB, DVD, EDIT_OFFSET, MKV_SUBS, MKV_SUBTITLE_TAIL, MP4_AV_SECONDS, MP4_EDIT,
+    MP4_SUBS, MP4_SUBTITLE_END, av_span, probe_streams, timeline_root,
 };
 use support::{SPAN_TOLERANCE, STREAM_TIMEOUT, Server, hls, pts_delta, tools, ts};
 
@@ -64,6 +64,11 @@ fn the_generated_files_start_late_or_outlast_their_picture() {
     assert!((dvd - 0.53).abs() < 0.03, "MPEG-PS starts at {dvd}");
     let dvb = format_start(&DVB);
     assert!((dvb - 1.44).abs() < 0.03, "MPEG-TS starts at {dvb}");
+    let edit = format_start(&MP4_EDIT);
+    assert!(
+        (edit - EDIT_OFFSET).abs() < 0.05,
+        "the edit-list MP4 starts at {edit}"
+    );
     for clip in [DVD, DVB] {
         let (start, end) = av_span(&timeline_root().join(clip.rel));
         let length = end - start;
@@ -238,4 +243,13 @@ fn mp4_with_subtitles_past_the_picture() {
 #[test]
 fn mkv_with_subtitles_past_the_picture() {
     plays_on_its_own_timeline(&MKV_SUBS);
+}
+
+/// Passes once the stream core starts segment 0's run after the probe: a run started before
+/// it takes the demuxer's first segment as the origin, and qtdemux begins with a gap segment at
+/// 0 here, not at the first sample (1.476 s).
+#[test]
+#[ignore = "needs segment 0's run to wait for the probe (stream core rewrite)"]
+fn mp4_whose_edit_list_starts_at_1_5_s() {
+    plays_on_its_own_timeline(&MP4_EDIT);
 }

@@ -34,6 +34,16 @@ pub const MKV_SUBS: Clip = Clip {
     audio: true,
 };
 
+/// H.264/AAC whose edit list starts the media late: ffmpeg's `-output_ts_offset` writes an
+/// empty edit, which qtdemux plays as a gap before a segment whose media time starts at
+/// [`EDIT_OFFSET`] (ffprobe: audio at 1.476 s, video at 1.5 s).
+pub const MP4_EDIT: Clip = Clip {
+    rel: "edit-list.mp4",
+    video: true,
+    audio: true,
+};
+pub const EDIT_OFFSET: f64 = 1.5;
+
 /// Audio/video length of every file but [`MP4_SUBS`]: eight 2 s segments when the plan counts
 /// from the first sample, a ninth stub when it counts from 0; enough for a run to start mid-file
 /// rather than wait for the one from the start.
@@ -101,6 +111,15 @@ fn recipes() -> Vec<(&'static str, String)> {
         (
             MKV_SUBS.rel,
             format!("{} -c:s srt", small(CLIP_SECONDS, "mkv.srt")),
+        ),
+        (
+            MP4_EDIT.rel,
+            format!(
+                "-f lavfi -i testsrc2=size=320x240:rate=25:duration={s} \
+                 -f lavfi -i sine=frequency=440:sample_rate=48000:duration={s} \
+                 -c:v libx264 -preset ultrafast -pix_fmt yuv420p -g 25 -c:a aac -b:a 96k \
+                 -output_ts_offset {EDIT_OFFSET}"
+            ),
         ),
     ]
 }
