@@ -105,11 +105,13 @@ pub enum Event<B> {
 /// What the owner must do.
 #[derive(Debug)]
 pub enum Action<B> {
-    /// Start a pipeline at media time `at`, the start of segment `k`.
+    /// Start a pipeline at media time `at`, the start of segment `k`, on a plan whose first
+    /// segment starts at `origin`.
     Start {
         run: RunId,
         k: u64,
         at: Duration,
+        origin: Duration,
     },
     /// Hold the run after the segment it is making now.
     Pause(RunId),
@@ -648,7 +650,7 @@ impl<B: Payload> Machine<B> {
 
     /// Starts a run at `k`, making room for it if needed. False when no place could be had.
     fn start_run(&mut self, k: u64, now: Time, out: &mut Vec<Action<B>>) -> bool {
-        let Some(at) = self.plan().map(|plan| plan.start_of(k)) else {
+        let Some((at, origin)) = self.plan().map(|plan| (plan.start_of(k), plan.origin())) else {
             return false;
         };
         let mut permit = self.reserved.take().or_else(|| self.budget.try_transcode());
@@ -674,7 +676,12 @@ impl<B: Payload> Machine<B> {
             working_since: now,
             unneeded_since: None,
         });
-        out.push(Action::Start { run: id, k, at });
+        out.push(Action::Start {
+            run: id,
+            k,
+            at,
+            origin,
+        });
         true
     }
 

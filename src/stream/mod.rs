@@ -147,9 +147,9 @@ impl Shared {
     ) {
         for action in actions {
             match action {
-                Action::Start { run, k, at } => {
+                Action::Start { run, k, at, origin } => {
                     tracing::debug!(stream = %self.name, run = run.0, segment = k, "starting run");
-                    match run::start(self, run, at) {
+                    match run::start(self, run, at, origin) {
                         Ok(handle) => {
                             inner.runs.insert(run, handle);
                         }

@@ -51,6 +51,11 @@ impl Plan {
         Some(u64::try_from(duration.as_nanos().div_ceil(target)).unwrap_or(u64::MAX))
     }
 
+    /// Media time at which the first segment starts.
+    pub fn origin(&self) -> Duration {
+        self.origin
+    }
+
     /// Media time at which segment `k` starts, in the source's own timeline.
     pub fn start_of(&self, k: u64) -> Duration {
         self.offset_of(k).saturating_add(self.origin)
@@ -98,6 +103,7 @@ mod tests {
     fn a_late_origin_shifts_starts_but_not_durations() {
         let plan = Plan::new(secs(2.0), secs(0.53), Some(secs(9.5)));
         assert_eq!(plan.count(), Some(5));
+        assert_eq!(plan.origin(), secs(0.53));
         assert_eq!(plan.start_of(0), secs(0.53));
         assert_eq!(plan.start_of(3), secs(6.53));
         assert_eq!(plan.duration_of(4), Some(secs(1.5)));

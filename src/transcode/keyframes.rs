@@ -1,11 +1,12 @@
-//! Forces an encoder keyframe at every segment boundary (k × segment duration of media time).
+//! Forces an encoder keyframe at every segment boundary (k × segment duration of running time).
 
 use gst::prelude::*;
 use parking_lot::Mutex;
 
 /// Installs a probe on `pad` (the pad that feeds the encoder) which sends a force-key-unit event
 /// ahead of the first buffer at or past each boundary, as splitmuxsink does. Boundaries are in
-/// media time (buffer PTS), so a run started anywhere in the file cuts on the same grid.
+/// running time, which every run anchors at the media's origin (see `timeline`), so a run
+/// started anywhere in the file cuts on the same grid, and that grid starts where the media does.
 pub fn force_at_boundaries(pad: &gst::Pad, period: gst::ClockTime) {
     let period_ns = period.nseconds().max(1);
     // Boundary index the next keyframe is due at; None until the first buffer.
@@ -25,7 +26,19 @@ fn on_buffer(pad: &gst::Pad, info: &gst::PadProbeInfo, period_ns: u64, next: &Mu
     let Some(pts) = info.buffer().and_then(|b| b.pts()) else {
         return;
     };
-    let index = pts.nseconds() / period_ns;
+    let Some(running) = pad
+        .sticky_event::<gst::event::Segment>(0)
+        .and_then(|event| {
+            event
+                .segment()
+                .downcast_ref::<gst::ClockTime>()
+                .and_then(|segment| segment.to_running_time(pts))
+        })
+    else {
+        // Outside the segment: the encoder drops it too.
+        return;
+    };
+    let index = running.nseconds() / period_ns;
     let mut next = next.lock();
     let due = match *next {
         None => true,

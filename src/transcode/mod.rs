@@ -10,6 +10,7 @@ mod picture;
 mod pipeline;
 mod probe;
 mod registry;
+mod timeline;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +23,7 @@ use crate::config::EncoderSettings;
 use crate::library::Source;
 use crate::segmenter::{Segment, Segmenter};
 use probe::DEMO_DURATION;
-pub use probe::probe;
+pub use probe::{Probe, probe};
 pub use registry::{RegistryEnv, registry_env};
 
 /// Name of the application message that asks the bus thread to stop the pipeline.
@@ -37,6 +38,11 @@ pub fn running() -> usize {
 
 /// Longest a run that starts mid-file may take to preroll before it seeks.
 const PREROLL_TIMEOUT: gst::ClockTime = gst::ClockTime::from_seconds(10);
+/// How far before its start a run first seeks: enough for MPEG-PS, whose seeks land up to a
+/// second late, and little extra decoding for demuxers that seek exactly.
+const SEEK_LEAD: gst::ClockTime = gst::ClockTime::from_seconds(1);
+/// The furthest back a run seeks before it accepts a late landing.
+const MAX_SEEK_LEAD: gst::ClockTime = gst::ClockTime::from_seconds(16);
 
 /// Why a transcode could not start or did not finish.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,18 +70,31 @@ pub struct Transcode {
 }
 
 impl Transcode {
-    /// Builds and starts a pipeline for `source` from media time `at` (a segment boundary).
-    /// Output timestamps carry media time whatever `at` is, so runs splice. Blocking: call off
-    /// the async runtime.
+    /// Builds and starts a pipeline for `source` from media time `at` (a segment boundary,
+    /// `origin + k * segment`), where `origin` is [`Probe::origin`]. Output running time is media
+    /// time minus `origin` and keyframes are forced every segment duration of it, so runs splice
+    /// and segment `k` is the same whichever run made it. `origin` may be `None` only for a run
+    /// from the start (`at` = 0) that cannot wait for the probe: the demuxer's first segment then
+    /// stands in for it, which is exact for MPEG-PS and -TS and for media starting at 0, but not
+    /// for an MP4 whose edit list starts it late (qtdemux opens with a gap segment at 0).
+    /// Blocking: call off the async runtime.
     pub fn start(
         source: &Source,
         settings: &EncoderSettings,
         at: Duration,
+        origin: Option<Duration>,
         output: Arc<dyn Output>,
     ) -> Result<Transcode, TranscodeError> {
-        let offset =
-            gst::ClockTime::from_nseconds(u64::try_from(at.as_nanos()).unwrap_or(u64::MAX));
-        let graph = pipeline::build(source, settings, offset)?;
+        let at = clock_time(at);
+        // The demo is endless test sources: the seek's stop position is what ends it.
+        let stop = matches!(source, Source::Demo).then(|| clock_time(DEMO_DURATION));
+        let known_origin = origin.map(clock_time);
+        let origin = known_origin.unwrap_or(gst::ClockTime::ZERO);
+        // Close to the origin, reading from the start and dropping what comes before `at` is
+        // as quick as a seek, and exact whatever the demuxer.
+        let seeks = stop.is_some() || at > origin.saturating_add(SEEK_LEAD);
+        let timeline = timeline::Timeline::new(known_origin, at, !seeks);
+        let graph = pipeline::build(source, settings, timeline.clone())?;
         let segmenter = Arc::new(Mutex::new(Segmenter::new(settings.segment)));
 
         let (feed_segmenter, feed_output) = (segmenter.clone(), output.clone());
@@ -145,14 +164,8 @@ impl Transcode {
         let transcode = Transcode {
             pipeline: graph.pipeline,
         };
-        // The demo is endless test sources: the seek's stop position is what ends it.
-        let stop = matches!(source, Source::Demo).then(|| {
-            gst::ClockTime::from_nseconds(
-                u64::try_from(DEMO_DURATION.as_nanos()).unwrap_or(u64::MAX),
-            )
-        });
-        if offset > gst::ClockTime::ZERO || stop.is_some() {
-            transcode.seek(offset, stop)?;
+        if seeks {
+            transcode.seek(&timeline, origin, stop)?;
         }
         if let Err(err) = transcode.pipeline.set_state(gst::State::Playing) {
             // The bus carries the real reason; the bus thread reports it through `end`.
@@ -161,13 +174,17 @@ impl Transcode {
         Ok(transcode)
     }
 
-    /// Prerolls and seeks to `start` (accurately, so the first frame is the segment boundary).
-    /// Decoders can only seek once data flows, hence the preroll in PAUSED first; the preroll
-    /// buffer never reaches the segmenter (appsink hands it out only in PLAYING, after the
-    /// flush has dropped it).
+    /// Prerolls and seeks to a little before the run's start (the timeline drops the rest, once
+    /// armed by the seek, so the preroll itself need not decode up to the start), going
+    /// further back while the seek lands past it: MPEG-PS demuxers seek by the pack clock, which
+    /// runs up to a second ahead of the pictures (a seek to 12.54 s first showed 13.50 s).
+    /// Decoders can only seek once data flows, hence the preroll in PAUSED first; a preroll
+    /// buffer from before a seek never reaches the segmenter (appsink hands it out only in
+    /// PLAYING, after the flush has dropped it).
     fn seek(
         &self,
-        start: gst::ClockTime,
+        timeline: &timeline::Timeline,
+        origin: gst::ClockTime,
         stop: Option<gst::ClockTime>,
     ) -> Result<(), TranscodeError> {
         let _ = self.pipeline.set_state(gst::State::Paused);
@@ -181,16 +198,38 @@ impl Transcode {
         } else {
             gst::SeekType::None
         };
-        self.pipeline
-            .seek(
-                1.0,
-                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
-                gst::SeekType::Set,
-                Some(start),
-                stop_type,
-                stop,
-            )
-            .map_err(|_| TranscodeError::Failed("the source cannot seek".into()))
+        let mut lead = SEEK_LEAD;
+        loop {
+            let from = timeline.at().saturating_sub(lead).max(origin);
+            timeline.expect_landing();
+            self.pipeline
+                .seek(
+                    1.0,
+                    gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                    gst::SeekType::Set,
+                    Some(from),
+                    stop_type,
+                    stop,
+                )
+                .map_err(|_| TranscodeError::Failed("the source cannot seek".into()))?;
+            let (prerolled, _, _) = self.pipeline.state(PREROLL_TIMEOUT);
+            if prerolled.is_err() || timeline.landed_in_time() || from == origin {
+                return Ok(());
+            }
+            if lead >= MAX_SEEK_LEAD {
+                tracing::warn!(
+                    "a seek to {} landed late even from {from}; the segment there may differ \
+                     from a run from the start",
+                    timeline.at()
+                );
+                return Ok(());
+            }
+            tracing::debug!(
+                "a seek to {from} landed after {}; going back further",
+                timeline.at()
+            );
+            lead = lead.saturating_mul(4);
+        }
     }
 
     /// Asks the pipeline to stop; the bus thread sets it to NULL and calls `Output::end`.
@@ -205,6 +244,10 @@ impl Drop for Transcode {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn clock_time(d: Duration) -> gst::ClockTime {
+    gst::ClockTime::from_nseconds(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// The bus loop: waits for EOS, an error or a stop request, then tears the pipeline down.

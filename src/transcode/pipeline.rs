@@ -5,6 +5,7 @@ use std::sync::Arc;
 use gst::prelude::*;
 use parking_lot::Mutex;
 
+use super::timeline::Timeline;
 use super::{TranscodeError, keyframes, picture};
 use crate::config::EncoderSettings;
 use crate::library::Source;
@@ -23,17 +24,17 @@ pub(super) fn make(factory: &'static str) -> Result<gst::Element, TranscodeError
         .map_err(|_| TranscodeError::MissingElement(factory))
 }
 
-/// Builds the pipeline for `source` without starting it. `offset` is added to the running time of
-/// every decoded stream: a run that seeks to `offset` then carries media time into the muxer, so
-/// its segments get the same timestamps as a run from the start.
+/// Builds the pipeline for `source` without starting it. Every decoded stream enters the muxer on
+/// `timeline` (running time = media time - origin), so a run that seeks gives its segments the
+/// same timestamps as a run from the start.
 pub(super) fn build(
     source: &Source,
     settings: &EncoderSettings,
-    offset: gst::ClockTime,
+    timeline: Arc<Timeline>,
 ) -> Result<Graph, TranscodeError> {
     let branch = Branch {
         settings: settings.clone(),
-        offset,
+        timeline,
     };
     let pipeline = gst::Pipeline::new();
     let mux = gst::ElementFactory::make("mpegtsmux")
@@ -63,7 +64,7 @@ fn failed(err: impl std::fmt::Display) -> TranscodeError {
 #[derive(Clone)]
 struct Branch {
     settings: EncoderSettings,
-    offset: gst::ClockTime,
+    timeline: Arc<Timeline>,
 }
 
 fn build_demo(
@@ -241,7 +242,7 @@ fn add_chain(
         .first()
         .and_then(|e| e.static_pad("sink"))
         .ok_or_else(|| failed("branch has no sink pad"))?;
-    sink.set_offset(i64::try_from(branch.offset.nseconds()).unwrap_or(i64::MAX));
+    branch.timeline.anchor(&sink);
     Ok(sink)
 }
 

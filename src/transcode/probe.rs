@@ -1,6 +1,11 @@
-//! Learns a source's duration before any transcoding, with GStreamer's Discoverer (no full decode).
+//! Learns where a source's audio and video begin and end before any transcoding (no full decode).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use parking_lot::Mutex;
 
 use super::{TranscodeError, classify};
 use crate::library::Source;
@@ -14,12 +19,18 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Length of the built-in demo.
 pub const DEMO_DURATION: Duration = Duration::from_secs(60);
 
+/// How far before the container's end the probe first looks for the last audio and video; the
+/// search widens fourfold while it finds none (subtitles that outlast the picture by more).
+const END_MARGIN: gst::ClockTime = gst::ClockTime::from_seconds(2);
+
 /// What the probe found out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
-    /// `None` when the container does not say (live-like or unindexed sources).
+    /// From `origin` to the end of the last audio or video stream (subtitle and data tracks do
+    /// not count). `None` when the container does not say (live-like or unindexed sources).
     pub duration: Option<Duration>,
-    /// Media time of the first audio or video sample (the plan counts segments from it).
+    /// Media time (GStreamer's stream time, the space seeks use) of the first decoded audio or
+    /// video sample: the plan counts segments from it.
     pub origin: Duration,
 }
 
@@ -34,6 +45,7 @@ pub fn probe(source: &Source) -> Result<Probe, TranscodeError> {
 }
 
 fn discover(source: &Source) -> Result<Probe, TranscodeError> {
+    let deadline = Instant::now() + PROBE_TIMEOUT;
     let path = match source {
         Source::Demo => {
             return Ok(Probe {
@@ -73,12 +85,312 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
             "the file has no audio or video stream".into(),
         ));
     }
-    let duration = info
-        .duration()
+    // The Discoverer has checked that this is media we can decode; now where it lies in time.
+    // Should that fail (damage near the end, too slow), the container's figures still play,
+    // with the old flaws (a grid from 0, subtitle tails counted).
+    let extent = measure(&uri, deadline).unwrap_or_else(|err| {
+        tracing::warn!("cannot measure the audio/video extent of {uri}: {err}");
+        Extent::default()
+    });
+    let origin = extent.start.unwrap_or(gst::ClockTime::ZERO);
+    let end = extent.end.or_else(|| info.duration());
+    let duration = end
+        .map(|end| end.saturating_sub(origin))
         .filter(|d| d.nseconds() > 0)
         .map(|d| Duration::from_nanos(d.nseconds()));
     Ok(Probe {
         duration,
-        origin: Duration::ZERO,
+        origin: Duration::from_nanos(origin.nseconds()),
     })
+}
+
+/// The span of a source's decoded audio and video, in its stream time.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Extent {
+    start: Option<gst::ClockTime>,
+    end: Option<gst::ClockTime>,
+}
+
+impl Extent {
+    fn widen(&mut self, start: gst::ClockTime, end: gst::ClockTime) {
+        self.start = Some(self.start.map_or(start, |s| s.min(start)));
+        self.end = Some(self.end.map_or(end, |e| e.max(end)));
+    }
+}
+
+/// What the measuring pipeline's pad probes record.
+#[derive(Default)]
+struct Marks {
+    /// Decoded audio and video seen while prerolling: the start.
+    first: Mutex<Extent>,
+    /// Audio and video seen since the last seek: the end.
+    last: Mutex<Extent>,
+    /// Set for the end search: compressed buffers are recorded and dropped before the decoders,
+    /// so looking at the end costs demuxing, not decoding.
+    skip_decoding: AtomicBool,
+    started: Mutex<Started>,
+}
+
+/// Whether every audio and video stream has shown its first sample (or ended).
+#[derive(Default)]
+struct Started {
+    /// Audio and video streams linked but without a first buffer yet.
+    waiting: usize,
+    /// decodebin has exposed every stream.
+    all_pads: bool,
+}
+
+impl Marks {
+    fn started(&self) -> bool {
+        let started = self.started.lock();
+        started.all_pads && started.waiting == 0
+    }
+
+    /// Records `buffer` (arriving on `pad`) by its stream time.
+    fn record(&self, pad: &gst::Pad, buffer: &gst::BufferRef, into: &Mutex<Extent>) {
+        let Some(pts) = buffer.pts().or(buffer.dts()) else {
+            return;
+        };
+        let Some(segment) = pad.sticky_event::<gst::event::Segment>(0) else {
+            return;
+        };
+        let Some(segment) = segment.segment().downcast_ref::<gst::ClockTime>() else {
+            return;
+        };
+        let end = pts.saturating_add(buffer.duration().unwrap_or(gst::ClockTime::ZERO));
+        if let (Some(start), Some(end)) = (segment.to_stream_time(pts), segment.to_stream_time(end))
+        {
+            into.lock().widen(start, end);
+        }
+    }
+}
+
+/// Measures where the decoded audio and video of `uri` begin (prerolling a decoding pipeline,
+/// so the start is exactly what a run sees) and end (seeking near the container's end and
+/// reading timestamps without decoding), before `deadline`.
+fn measure(uri: &str, deadline: Instant) -> Result<Extent, String> {
+    let pipeline = gst::Pipeline::new();
+    let decode = gst::ElementFactory::make("uridecodebin")
+        .property("uri", uri)
+        .build()
+        .map_err(|_| "no uridecodebin".to_owned())?;
+    pipeline.add(&decode).map_err(|e| e.to_string())?;
+    let marks = Arc::new(Marks::default());
+
+    let on_pad = marks.clone();
+    let weak = pipeline.downgrade();
+    decode.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let marks = on_pad.clone();
+        let linked = super::guard::guard("the probe's pad-added", || {
+            link_fakesink(&pipeline, pad, marks)
+        });
+        if !matches!(linked, Some(Ok(()))) {
+            tracing::debug!("probe: a decoded stream could not be linked");
+        }
+    });
+    let on_no_more_pads = marks.clone();
+    decode.connect_no_more_pads(move |_| on_no_more_pads.started.lock().all_pads = true);
+    let on_element = marks.clone();
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        let marks = on_element.clone();
+        super::guard::guard("the probe's element-added", || {
+            skip_decoder_input(element, marks)
+        });
+    });
+
+    let result = measure_with(&pipeline, &marks, deadline);
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}
+
+fn measure_with(
+    pipeline: &gst::Pipeline,
+    marks: &Marks,
+    deadline: Instant,
+) -> Result<Extent, String> {
+    let left = || {
+        let left = deadline.saturating_duration_since(Instant::now());
+        gst::ClockTime::from_nseconds(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
+    };
+    let bus = pipeline.bus().ok_or("no bus")?;
+    pipeline
+        .set_state(gst::State::Paused)
+        .map_err(|e| e.to_string())?;
+    let (prerolled, _, _) = pipeline.state(left());
+    prerolled.map_err(|_| bus_error(&bus).unwrap_or_else(|| "preroll timed out".into()))?;
+    if !marks.started() {
+        // Sinks preroll on a GAP event too: an MP4 whose edit list starts the media at 1.5 s
+        // prerolls with no sample at all. Play on until every stream has shown its first.
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| e.to_string())?;
+        while !marks.started() {
+            if Instant::now() >= deadline {
+                return Err("no first sample within the time limit".into());
+            }
+            let stop = [gst::MessageType::Eos, gst::MessageType::Error];
+            match bus.timed_pop_filtered(gst::ClockTime::from_mseconds(10), &stop) {
+                Some(message) if message.type_() == gst::MessageType::Error => {
+                    return Err(format!("{message:?}"));
+                }
+                Some(_) => break,
+                None => {}
+            }
+        }
+    }
+    let first = *marks.first.lock();
+    let Some(start) = first.start else {
+        return Err("no audio or video sample".into());
+    };
+    let Some(duration) = pipeline.query_duration::<gst::ClockTime>() else {
+        return Ok(Extent {
+            start: Some(start),
+            end: None,
+        });
+    };
+
+    marks.skip_decoding.store(true, Ordering::Release);
+    let mut margin = END_MARGIN;
+    loop {
+        let from = duration.saturating_sub(margin).max(start);
+        pipeline
+            .seek(
+                1.0,
+                gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT | gst::SeekFlags::SNAP_BEFORE,
+                gst::SeekType::Set,
+                Some(from),
+                gst::SeekType::None,
+                gst::ClockTime::NONE,
+            )
+            .map_err(|_| "cannot seek".to_owned())?;
+        *marks.last.lock() = Extent::default();
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| e.to_string())?;
+        match bus.timed_pop_filtered(left(), &[gst::MessageType::Eos, gst::MessageType::Error]) {
+            Some(message) if message.type_() == gst::MessageType::Eos => {}
+            Some(message) => return Err(format!("{message:?}")),
+            None => return Err("the end search timed out".into()),
+        }
+        let last = *marks.last.lock();
+        if let Some(end) = last.end {
+            return Ok(Extent {
+                start: Some(start),
+                end: Some(end.max(start)),
+            });
+        }
+        if from <= start {
+            return Err("no audio or video sample after seeking".into());
+        }
+        margin = margin.saturating_mul(4);
+    }
+}
+
+fn bus_error(bus: &gst::Bus) -> Option<String> {
+    let message = bus.pop_filtered(&[gst::MessageType::Error])?;
+    match message.view() {
+        gst::MessageView::Error(err) => Some(err.error().to_string()),
+        _ => None,
+    }
+}
+
+/// Whether decoded `caps` are audio or video (what the plan counts).
+fn is_audio_video(caps: &gst::CapsRef) -> bool {
+    caps.structure(0)
+        .is_some_and(|s| s.name().starts_with("video/") || s.name().starts_with("audio/"))
+}
+
+/// Ends a decoded stream in a fakesink; audio and video are recorded.
+fn link_fakesink(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    marks: Arc<Marks>,
+) -> Result<(), String> {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let counted = is_audio_video(&caps);
+    // Subtitles may have no sample for a long while: they must not hold up the preroll.
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", counted)
+        .build()
+        .map_err(|_| "no fakesink".to_owned())?;
+    pipeline.add(&sink).map_err(|e| e.to_string())?;
+    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
+    let sink_pad = sink.static_pad("sink").ok_or("fakesink has no pad")?;
+    if counted {
+        marks.started.lock().waiting += 1;
+        let seen = AtomicBool::new(false);
+        let types = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+        sink_pad.add_probe(types, move |pad, info| {
+            let eos = matches!(
+                &info.data,
+                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos
+            );
+            if let Some(buffer) = info.buffer() {
+                let into = if marks.skip_decoding.load(Ordering::Acquire) {
+                    &marks.last
+                } else {
+                    &marks.first
+                };
+                super::guard::guard("the probe's buffer probe", || {
+                    marks.record(pad, buffer, into)
+                });
+            } else if !eos {
+                return gst::PadProbeReturn::Ok;
+            }
+            if !seen.swap(true, Ordering::AcqRel) {
+                let mut started = marks.started.lock();
+                started.waiting = started.waiting.saturating_sub(1);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    pad.link(&sink_pad).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// On an audio or video decoder: during the end search, records and drops its input.
+fn skip_decoder_input(element: &gst::Element, marks: Arc<Marks>) {
+    let klass = element
+        .factory()
+        .and_then(|f| f.metadata(gst::ELEMENT_METADATA_KLASS).map(str::to_owned))
+        .unwrap_or_default();
+    if !klass.contains("Decoder") || !(klass.contains("Video") || klass.contains("Audio")) {
+        return;
+    }
+    let Some(pad) = element.static_pad("sink") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        if !marks.skip_decoding.load(Ordering::Acquire) {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let Some(buffer) = info.buffer() {
+            super::guard::guard("the probe's decoder probe", || {
+                marks.record(pad, buffer, &marks.last)
+            });
+        }
+        // Handled, not Drop: the binding releases the buffer; with Drop it is unreffed twice
+        // (a GStreamer-CRITICAL per buffer with gstreamer-rs 0.25 on GStreamer 1.22).
+        gst::PadProbeReturn::Handled
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Extent;
+
+    #[test]
+    fn the_extent_spans_every_stream() {
+        let ms = gst::ClockTime::from_mseconds;
+        let mut extent = Extent::default();
+        // Audio from 0.53 s to 16.49 s, video from 0.54 s to 16.54 s: what MPEG-PS has.
+        extent.widen(ms(540), ms(16_540));
+        extent.widen(ms(530), ms(16_490));
+        assert_eq!(extent.start, Some(ms(530)));
+        assert_eq!(extent.end, Some(ms(16_540)));
+    }
 }

@@ -8,6 +8,7 @@ pub mod listing;
 pub mod media;
 pub mod real_media;
 pub mod server;
+pub mod timeline_media;
 pub mod tools;
 pub mod ts;
 

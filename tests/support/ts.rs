@@ -146,7 +146,7 @@ pub struct SegmentInfo {
 }
 
 /// PTS of the PES that starts in `packet`, if it carries one.
-fn pes_pts(packet: &Packet<'_>) -> Option<u64> {
+pub fn pes_pts(packet: &Packet<'_>) -> Option<u64> {
     let pes = packet.payload;
     if !packet.pusi || pes.len() < 14 || pes[..3] != [0, 0, 1] || pes[7] & 0x80 == 0 {
         return None;
