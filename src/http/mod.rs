@@ -106,9 +106,19 @@ fn site(
                                 .and_then(|v| v.to_str().ok()),
                         ),
                     };
-                    handle(&app, &request)
+                    let started = Instant::now();
+                    let response = handle(&app, &request)
                         .await
-                        .unwrap_or_else(HttpError::into_response)
+                        .unwrap_or_else(HttpError::into_response);
+                    // An access log at debug level: what a player asked and what it got, when.
+                    tracing::debug!(
+                        path = %request.path.escape_debug(),
+                        query = %query.escape_debug(),
+                        status = response.status().as_u16(),
+                        ms = started.elapsed().as_millis() as u64,
+                        "answered"
+                    );
+                    response
                 }
             },
         )
@@ -136,7 +146,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
         Route::Asset(name) => web::asset(&name),
         Route::Playlist(rel) => {
             let started = Instant::now();
-            let opened = open(app, &rel).await?;
+            let opened = open(app, &rel)?;
             let session = opened
                 .stream
                 .open_playlist(request.session, request.client)
@@ -148,7 +158,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
             Ok(reply("application/vnd.apple.mpegurl", "no-cache", text))
         }
         Route::Segment(rel, sequence) => {
-            let stream = open(app, &rel).await?.stream;
+            let stream = open(app, &rel)?.stream;
             let body = stream.segment(sequence, request.session).await?;
             let etag = caching::etag_from(body.digest, body.bytes.len());
             let mut response = reply("video/mp2t", caching::SEGMENT, body.bytes);
@@ -160,9 +170,9 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
     }
 }
 
-async fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
+fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
     let source = app.library.source(rel)?;
-    Ok(app.registry.open(&source, &rel.to_string()).await?)
+    Ok(app.registry.open(&source, &rel.to_string())?)
 }
 
 fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpError> {

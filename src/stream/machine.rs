@@ -24,7 +24,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::budget::{Budget, Permit};
+use super::budget::{Budget, Cost, Permit};
 use super::plan::Plan;
 use super::ring::{Eviction, Payload, Ring, Stored};
 use super::viewers::{SessionId, Time, Viewers};
@@ -65,8 +65,8 @@ pub struct RequestId(pub u64);
 /// What happens to a stream.
 #[derive(Debug)]
 pub enum Event<B> {
-    /// The source was probed: its plan, or why it cannot be played.
-    Probed(Result<Plan, TranscodeError>),
+    /// The source was probed: its plan and what its runs cost, or why it cannot be played.
+    Probed(Result<(Plan, Cost), TranscodeError>),
     /// A viewer asks for the playlist.
     Playlist {
         request: RequestId,
@@ -97,8 +97,8 @@ pub enum Event<B> {
     Tick,
     /// Stop every run (the stream is closing or gives its places to another stream).
     StopAll,
-    /// Another stream waits for a transcode place: give up one run no request waits on, one
-    /// nobody watches or else a paused one.
+    /// Another stream waits for a transcode place: give up one run that no request waits on
+    /// and no viewer watches.
     GiveUpPlace,
 }
 
@@ -160,6 +160,16 @@ enum Want {
     Segment(u64),
 }
 
+impl Want {
+    /// The segment the request needs made: a VOD player opening the playlist starts at 0.
+    fn segment(self) -> u64 {
+        match self {
+            Want::Playlist(_) => 0,
+            Want::Segment(k) => k,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Pending {
     id: RequestId,
@@ -206,22 +216,20 @@ pub struct Machine<B> {
     runs: Vec<Run>,
     viewers: Viewers,
     pending: Vec<Pending>,
-    /// A transcode place taken when the stream was opened, for its first run.
-    reserved: Option<Permit>,
+    /// What each run costs (known from the probe).
+    cost: Cost,
     /// VOD: no media from this segment on (a run reached the end of the file there).
     media_end: Option<u64>,
     /// VOD: segments at which runs failed.
     failures: BTreeMap<u64, Failure>,
     event_end: Option<EventEnd>,
-    /// A viewer opened the playlist: start at the beginning, where players start.
-    want_start: bool,
     next_run: u64,
     last_request: Time,
     counters: Counters,
 }
 
 impl<B: Payload> Machine<B> {
-    pub fn new(limits: StreamLimits, budget: Budget, reserved: Option<Permit>, now: Time) -> Self {
+    pub fn new(limits: StreamLimits, budget: Budget, now: Time) -> Self {
         Machine {
             ring: Ring::new(limits.memory, budget.clone()),
             limits,
@@ -230,11 +238,10 @@ impl<B: Payload> Machine<B> {
             runs: Vec::new(),
             viewers: Viewers::default(),
             pending: Vec::new(),
-            reserved,
+            cost: Cost::Transcode,
             media_end: None,
             failures: BTreeMap::new(),
             event_end: None,
-            want_start: false,
             next_run: 0,
             last_request: now,
             counters: Counters::default(),
@@ -277,14 +284,14 @@ impl<B: Payload> Machine<B> {
             // An EVENT stream's run cannot start again mid-way: it keeps its place.
             Event::GiveUpPlace if self.is_event() => {}
             Event::GiveUpPlace => {
+                // Only a spare run: a paused one still serves a viewer who is watching.
                 let spare = self
                     .runs
                     .iter()
-                    .filter(|r| !self.awaited(r))
-                    .map(|r| (self.furthest_viewer(r, now).is_none(), r.paused, r.id))
-                    .filter(|&(unwatched, paused, _)| unwatched || paused)
-                    .max();
-                if let Some((_, _, id)) = spare {
+                    .filter(|r| !self.awaited(r) && self.furthest_viewer(r, now).is_none())
+                    .map(|r| r.id)
+                    .next();
+                if let Some(id) = spare {
                     tracing::debug!(run = id.0, "giving a transcode place to another stream");
                     self.stop_run(id, &mut out);
                 }
@@ -296,8 +303,6 @@ impl<B: Payload> Machine<B> {
                 if self.is_event() && self.event_end.is_none() {
                     self.event_end = Some(EventEnd::Stopped);
                 }
-                self.want_start = false;
-                self.reserved = None;
             }
         }
         self.settle(now, &mut out);
@@ -319,16 +324,16 @@ impl<B: Payload> Machine<B> {
         }
     }
 
-    fn probed(&mut self, result: Result<Plan, TranscodeError>) {
+    fn probed(&mut self, result: Result<(Plan, Cost), TranscodeError>) {
         if !matches!(self.probing, Probing::Pending) {
             return;
         }
         self.probing = match result {
-            Ok(plan) => Probing::Ready(plan),
-            Err(error) => {
-                self.reserved = None;
-                Probing::Failed(error)
+            Ok((plan, cost)) => {
+                self.cost = cost;
+                Probing::Ready(plan)
             }
+            Err(error) => Probing::Failed(error),
         };
     }
 
@@ -345,7 +350,6 @@ impl<B: Payload> Machine<B> {
         if self.is_event() {
             self.viewers.touch(Some(session), at, SEEK_DISTANCE, now);
         }
-        self.want_start = true;
         self.pending.push(Pending {
             id: request,
             want: Want::Playlist(session),
@@ -520,23 +524,14 @@ impl<B: Payload> Machine<B> {
             }
             Probing::Ready(plan) => plan,
         };
-        let k = match p.want {
-            Want::Playlist(session) => {
-                return if plan.is_vod() {
-                    Some(Reply::Playlist(session))
-                } else {
-                    self.event_playlist(session, waited)
-                };
-            }
-            Want::Segment(k) => k,
-        };
-        if let Some(stored) = self.ring.get(k) {
-            return Some(Reply::Segment(stored.body.clone()));
-        }
-        let found = if plan.is_vod() {
-            self.vod_segment(plan, k)
-        } else {
-            self.event_segment(k)
+        let (found, limit) = match p.want {
+            Want::Playlist(session) if plan.is_vod() => (self.vod_playlist(session), PLAYLIST_WAIT),
+            Want::Playlist(session) => (self.event_playlist(session), PLAYLIST_WAIT),
+            Want::Segment(k) => match self.ring.get(k) {
+                Some(stored) => (Some(Reply::Segment(stored.body.clone())), SEGMENT_WAIT),
+                None if plan.is_vod() => (self.vod_segment(plan, k), SEGMENT_WAIT),
+                None => (self.event_segment(k), SEGMENT_WAIT),
+            },
         };
         if found.is_some() {
             return found;
@@ -548,7 +543,15 @@ impl<B: Payload> Machine<B> {
                 self.budget.max_transcodes(),
             )));
         }
-        (waited >= SEGMENT_WAIT).then_some(Reply::Failed(StreamError::NotReady))
+        (waited >= limit).then_some(Reply::Failed(StreamError::NotReady))
+    }
+
+    /// A VOD playlist lists what the plan says; it is answered once the stream can make its
+    /// segments: a direct stream at once, a transcoded one once a run has a place, so that under
+    /// real overload the player learns it from the playlist (503), not from a segment.
+    fn vod_playlist(&self, session: SessionId) -> Option<Reply<B>> {
+        let placed = self.cost == Cost::Direct || !self.runs.is_empty() || self.ring.contains(0);
+        placed.then_some(Reply::Playlist(session))
     }
 
     fn vod_segment(&self, plan: &Plan, k: u64) -> Option<Reply<B>> {
@@ -563,7 +566,7 @@ impl<B: Payload> Machine<B> {
             .map(|f| Reply::Failed(f.error.clone().into()))
     }
 
-    fn event_playlist(&self, session: SessionId, waited: Duration) -> Option<Reply<B>> {
+    fn event_playlist(&self, session: SessionId) -> Option<Reply<B>> {
         match &self.event_end {
             Some(EventEnd::Failed { next: 0, error }) => {
                 return Some(Reply::Failed(error.clone().into()));
@@ -573,11 +576,7 @@ impl<B: Payload> Machine<B> {
             None => {}
         }
         let made = self.runs.first().map_or(0, |r| r.made);
-        if made >= READY_SEGMENTS {
-            Some(Reply::Playlist(session))
-        } else {
-            (waited >= PLAYLIST_WAIT).then_some(Reply::Failed(StreamError::NotReady))
-        }
+        (made >= READY_SEGMENTS).then_some(Reply::Playlist(session))
     }
 
     fn event_segment(&self, k: u64) -> Option<Reply<B>> {
@@ -599,17 +598,9 @@ impl<B: Payload> Machine<B> {
     }
 
     fn settle_vod(&mut self, now: Time, out: &mut Vec<Action<B>>) {
-        let mut wanted: Vec<u64> = self
-            .pending
-            .iter()
-            .filter_map(|p| match p.want {
-                Want::Segment(k) => Some(k),
-                Want::Playlist(_) => None,
-            })
-            .collect();
-        if std::mem::take(&mut self.want_start) && !self.ring.contains(0) {
-            wanted.push(0);
-        }
+        // A viewer opening the playlist starts at the beginning: its run starts now.
+        let mut wanted: Vec<u64> = self.pending.iter().map(|p| p.want.segment()).collect();
+        wanted.retain(|k| !self.ring.contains(*k));
         wanted.sort_unstable();
         wanted.dedup();
         for k in wanted {
@@ -622,7 +613,7 @@ impl<B: Payload> Machine<B> {
             }
             let placed = self.start_run(k, now, out);
             for p in &mut self.pending {
-                if p.want == Want::Segment(k) {
+                if p.want.segment() == k {
                     p.no_place_since = if placed {
                         None
                     } else {
@@ -653,12 +644,12 @@ impl<B: Payload> Machine<B> {
         let Some((at, origin)) = self.plan().map(|plan| (plan.start_of(k), plan.origin())) else {
             return false;
         };
-        let mut permit = self.reserved.take().or_else(|| self.budget.try_transcode());
+        let mut permit = self.budget.try_place(self.cost);
         if (permit.is_none() || self.runs.len() >= MAX_RUNS)
             && let Some(victim) = self.victim(k, now)
         {
             self.stop_run(victim, out);
-            permit = permit.or_else(|| self.budget.try_transcode());
+            permit = permit.or_else(|| self.budget.try_place(self.cost));
         }
         let Some(permit) = permit.filter(|_| self.runs.len() < MAX_RUNS) else {
             return false;

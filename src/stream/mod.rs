@@ -34,7 +34,7 @@ pub use viewers::{SessionId, Viewer};
 use crate::config::{EncoderSettings, PlaylistMode, StreamLimits as Limits};
 use crate::library::Source;
 use crate::transcode::TranscodeError;
-use budget::Permit;
+use budget::Cost;
 use machine::{Action, Event, Machine, PLAYLIST_WAIT, Reply, RequestId, SEGMENT_WAIT};
 use viewers::Time;
 
@@ -212,7 +212,6 @@ impl Stream {
         settings: EncoderSettings,
         limits: Limits,
         budget: Budget,
-        reserved: Option<Permit>,
     ) -> Stream {
         Stream {
             shared: Arc::new(Shared {
@@ -223,7 +222,7 @@ impl Stream {
                 limits,
                 epoch: Instant::now(),
                 inner: Mutex::new(Inner {
-                    machine: Machine::new(limits, budget, reserved, Time::ZERO),
+                    machine: Machine::new(limits, budget, Time::ZERO),
                     runs: HashMap::new(),
                     waiters: HashMap::new(),
                     next_request: 0,
@@ -243,9 +242,10 @@ impl Stream {
             PlaylistMode::Event => Ok(Plan::new(target, Duration::ZERO, None)),
             PlaylistMode::Vod => crate::transcode::probe(&self.shared.source)
                 .map(|p| Plan::new(target, p.origin, p.duration)),
-        };
+        }
+        .map(|plan| (plan, Cost::Transcode));
         match &probed {
-            Ok(plan) => tracing::info!(
+            Ok((plan, _)) => tracing::info!(
                 stream = %self.shared.name,
                 playlist = if plan.is_vod() { "vod" } else { "event" },
                 segments = plan.count(),

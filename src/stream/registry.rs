@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::time::Instant;
 
 use super::{Budget, Stream, StreamError};
 use crate::config::{EncoderSettings, StreamLimits as Limits};
@@ -16,11 +15,6 @@ use crate::library::Source;
 /// needs a place under `--max-transcodes` (its segments stay until `--idle-timeout`). A player
 /// that is playing asks for a segment at least every segment duration.
 pub const RECLAIM_AFTER: Duration = Duration::from_secs(4);
-/// Longest a new stream waits for a place held by streams whose viewers went quiet (someone
-/// clicking through a folder), before it is refused as busy.
-pub const ADMISSION_WAIT: Duration = Duration::from_secs(6);
-/// How often a waiting new stream looks for a place again.
-const ADMISSION_POLL: Duration = Duration::from_millis(100);
 
 pub struct Registry {
     settings: EncoderSettings,
@@ -49,23 +43,11 @@ impl Registry {
         &self.budget
     }
 
-    /// The stream for `source`, opened if needed: the probe runs on a blocking thread and the
-    /// stream reports its progress itself. A new stream needs a transcode place; when every place
-    /// is taken it waits up to [`ADMISSION_WAIT`] for streams nobody asks anything of to give
-    /// theirs up, then is refused as busy.
-    pub async fn open(&self, source: &Source, name: &str) -> Result<Opened, StreamError> {
-        let deadline = Instant::now() + ADMISSION_WAIT;
-        loop {
-            match self.try_open(source, name) {
-                Err(StreamError::Busy(_)) if Instant::now() < deadline => {
-                    tokio::time::sleep(ADMISSION_POLL).await;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    fn try_open(&self, source: &Source, name: &str) -> Result<Opened, StreamError> {
+    /// The stream for `source`, opened if needed. Never blocks: the probe runs on a blocking
+    /// thread and the stream reports its progress itself. Must be called within a tokio runtime.
+    /// Places to run pipelines are taken by the stream when it needs them (a transcoded stream
+    /// answers its first playlist once it has one; see `machine.rs`).
+    pub fn open(&self, source: &Source, name: &str) -> Result<Opened, StreamError> {
         let mut streams = self.streams.lock();
         if let Some(stream) = streams.get(source) {
             if stream.changed_on_disk() {
@@ -78,23 +60,12 @@ impl Registry {
                 });
             }
         }
-        // The place for the new stream's first pipeline is taken now, so that many streams
-        // opened at once cannot all get past this check before any pipeline starts.
-        let permit = self.budget.try_transcode().or_else(|| {
-            reclaim(streams.values())
-                .then(|| self.budget.try_transcode())
-                .flatten()
-        });
-        let Some(permit) = permit else {
-            return Err(StreamError::Busy(self.budget.max_transcodes()));
-        };
         let stream = Arc::new(Stream::new(
             name.to_owned(),
             source.clone(),
             self.settings.clone(),
             self.limits,
             self.budget.clone(),
-            Some(permit),
         ));
         streams.insert(source.clone(), stream.clone());
         drop(streams);
@@ -171,7 +142,7 @@ impl Registry {
 pub(super) enum Room {
     /// It is quiet: stop every run.
     StopAll,
-    /// Give up one run no request waits on.
+    /// Give up one run no request waits on and no viewer watches.
     GiveUpOne,
     /// It waits for a place: try again now that others made room.
     Retry,
@@ -195,18 +166,4 @@ pub(super) fn make_room(streams: &[(bool, Duration)]) -> Vec<(usize, Room)> {
         .chain(busy.map(|(i, _)| (i, Room::GiveUpOne)))
         .chain(waiting.map(|(i, _)| (i, Room::Retry)))
         .collect()
-}
-
-fn reclaim<'a>(streams: impl Iterator<Item = &'a Arc<Stream>>) -> bool {
-    let mut freed = 0;
-    for stream in streams {
-        if stream.idle() >= RECLAIM_AFTER {
-            let stopped = stream.stop_runs();
-            if stopped > 0 {
-                tracing::info!(stream = %stream.name(), "stopped idle stream's transcodes for another stream");
-            }
-            freed += stopped;
-        }
-    }
-    freed > 0
 }

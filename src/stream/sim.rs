@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::StreamError;
-use super::budget::Budget;
+use super::budget::{Budget, Cost, MAX_DIRECT_RUNS};
 use super::machine::{
     Action, Event, MAX_ATTEMPTS, MAX_RUNS, Machine, PLACE_WAIT, RUN_IDLE, Reply, RequestId, RunId,
 };
@@ -91,6 +91,9 @@ struct Media {
     probe_latency: Duration,
     /// Served as an EVENT playlist (unknown duration): one run from the start, a growing list.
     event: bool,
+    /// Served directly (no transcode place; segments between the source's keyframes): the
+    /// keyframes' times and the media's end, or `None` for a transcoded stream on the even grid.
+    keyframes: Option<(Vec<Duration>, Duration)>,
 }
 
 #[derive(Debug, Clone)]
@@ -129,11 +132,26 @@ impl Case {
         let streams = 1 + rng.below(3) as usize;
         let media: Vec<Media> = (0..streams)
             .map(|_| {
-                let planned = match rng.below(4) {
+                let mut planned = match rng.below(4) {
                     0 => 1 + rng.below(6),
                     1 | 2 => 20 + rng.below(200),
                     _ => 1000 + rng.below(3000),
                 };
+                let event = rng.chance(20);
+                // A direct stream: keyframes every 0.5 to 5 s, irregular, from a late start.
+                let keyframes = (!event && rng.chance(30)).then(|| {
+                    let mut at = Duration::from_millis(rng.below(1500));
+                    let end = SEGMENT * u32::try_from(planned).unwrap_or(u32::MAX);
+                    let mut keyframes = Vec::new();
+                    while at < end {
+                        keyframes.push(at);
+                        at += Duration::from_millis(500 + rng.below(4500));
+                    }
+                    (keyframes, end)
+                });
+                if let Some(plan) = keyframes.as_ref().and_then(direct_plan) {
+                    planned = plan.count().unwrap_or(0);
+                }
                 let real = match rng.below(6) {
                     0 => planned.saturating_sub(1 + rng.below(planned.min(5))),
                     1 => planned + 1,
@@ -148,7 +166,8 @@ impl Case {
                     broken_at: rng.chance(10).then(|| rng.below(planned)),
                     flaky_percent: if rng.chance(20) { 1 + rng.below(5) } else { 0 },
                     probe_latency: Duration::from_millis(rng.below(800)),
-                    event: rng.chance(20),
+                    event,
+                    keyframes,
                 }
             })
             .collect();
@@ -274,7 +293,7 @@ impl<'a> World<'a> {
             machines: case
                 .media
                 .iter()
-                .map(|media| Machine::new(limits(media), budget.clone(), None, Time::ZERO))
+                .map(|media| Machine::new(limits(media), budget.clone(), Time::ZERO))
                 .collect(),
             budget,
             probed: vec![false; case.media.len()],
@@ -297,16 +316,22 @@ impl<'a> World<'a> {
             for (stream, media) in self.case.media.iter().enumerate() {
                 if !self.probed[stream] && self.now >= media.probe_latency {
                     self.probed[stream] = true;
-                    let plan = if media.event {
-                        Plan::new(SEGMENT, Duration::ZERO, None)
-                    } else {
-                        Plan::new(
-                            SEGMENT,
-                            Duration::from_millis(530),
-                            Some(SEGMENT * u32::try_from(media.planned).unwrap_or(u32::MAX)),
-                        )
+                    let direct = media.keyframes.as_ref().and_then(direct_plan);
+                    let (plan, cost) = match direct {
+                        Some(plan) => (plan, Cost::Direct),
+                        None if media.event => {
+                            (Plan::new(SEGMENT, Duration::ZERO, None), Cost::Transcode)
+                        }
+                        None => (
+                            Plan::new(
+                                SEGMENT,
+                                Duration::from_millis(530),
+                                Some(SEGMENT * u32::try_from(media.planned).unwrap_or(u32::MAX)),
+                            ),
+                            Cost::Transcode,
+                        ),
                     };
-                    self.feed(stream, Event::Probed(Ok(plan)))?;
+                    self.feed(stream, Event::Probed(Ok((plan, cost))))?;
                 }
             }
             while let Some(step) = steps.next_if(|s| s.at <= self.now) {
@@ -716,6 +741,9 @@ impl<'a> World<'a> {
         if self.budget.transcodes() > self.case.max_transcodes {
             return Err(format!("{} transcodes running", self.budget.transcodes()));
         }
+        if self.budget.direct_runs() > MAX_DIRECT_RUNS {
+            return Err(format!("{} direct runs", self.budget.direct_runs()));
+        }
         for (viewer, player) in &self.players {
             if let Some((_, k, since)) = player.waiting
                 && self.now.saturating_sub(since) > ANSWER_BOUND + PLACE_WAIT
@@ -804,6 +832,7 @@ fn seeking_back_after_eviction_is_answered() {
         flaky_percent: 0,
         probe_latency: Duration::from_millis(100),
         event: false,
+        keyframes: None,
     };
     let mut script = vec![
         Step {
@@ -851,15 +880,15 @@ fn seeking_back_after_eviction_is_answered() {
 #[test]
 fn without_a_place_requests_are_answered_busy_in_bounded_time() {
     let budget = Budget::new(1, 1 << 30);
-    let held = budget.try_transcode().expect("the only place");
+    let held = budget.try_place(Cost::Transcode).expect("the only place");
     let limits = StreamLimits {
         mode: PlaylistMode::Vod,
         memory: 1 << 20,
         read_ahead: 3,
     };
-    let mut machine: Machine<Fake> = Machine::new(limits, budget.clone(), None, Time::ZERO);
+    let mut machine: Machine<Fake> = Machine::new(limits, budget.clone(), Time::ZERO);
     let plan = Plan::new(SEGMENT, Duration::ZERO, Some(SEGMENT * 10));
-    machine.handle(Time::ZERO, Event::Probed(Ok(plan)));
+    machine.handle(Time::ZERO, Event::Probed(Ok((plan, Cost::Transcode))));
     let actions = machine.handle(
         Time::ZERO,
         Event::Segment {
@@ -913,10 +942,9 @@ fn a_stopped_runs_end_makes_nothing_404() {
         memory: 1 << 20,
         read_ahead: 3,
     };
-    let mut machine: Machine<Fake> =
-        Machine::new(limits, Budget::new(1, 1 << 30), None, Time::ZERO);
+    let mut machine: Machine<Fake> = Machine::new(limits, Budget::new(1, 1 << 30), Time::ZERO);
     let plan = Plan::new(SEGMENT, Duration::ZERO, Some(SEGMENT * 100));
-    machine.handle(Time::ZERO, Event::Probed(Ok(plan)));
+    machine.handle(Time::ZERO, Event::Probed(Ok((plan, Cost::Transcode))));
     let ask = |machine: &mut Machine<Fake>, request, k| {
         machine.handle(
             Time::ZERO,
@@ -989,4 +1017,9 @@ fn listed(machine: &Machine<Fake>, media: &Media) -> Option<std::ops::Range<u64>
     let snapshot = machine.snapshot(SEGMENT);
     let first = snapshot.segments.first()?.0;
     Some(first..first + snapshot.segments.len() as u64)
+}
+
+/// A direct stream's plan: segments between its keyframes up to its end.
+fn direct_plan((keyframes, end): &(Vec<Duration>, Duration)) -> Option<Plan> {
+    Plan::at_keyframes(keyframes, *end, SEGMENT)
 }
