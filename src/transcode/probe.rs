@@ -107,6 +107,20 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
     })
 }
 
+/// Why the audio/video extent could not be measured (the probe then falls back on the
+/// container's figures).
+#[derive(Debug, thiserror::Error)]
+enum MeasureError {
+    #[error("cannot build the measuring pipeline: {0}")]
+    Build(String),
+    #[error("GStreamer: {0}")]
+    Pipeline(String),
+    #[error("{0} timed out")]
+    TimedOut(&'static str),
+    #[error("no audio or video sample {0}")]
+    NoSample(&'static str),
+}
+
 /// The span of a source's decoded audio and video, in its stream time.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Extent {
@@ -202,13 +216,15 @@ impl Marks {
 /// Measures where the decoded audio and video of `uri` begin (playing a decoding pipeline up
 /// to its first samples, so the start is exactly what a run sees) and end (seeking near the
 /// container's end and reading timestamps without decoding), before `deadline`.
-fn measure(uri: &str, deadline: Instant) -> Result<Extent, String> {
+fn measure(uri: &str, deadline: Instant) -> Result<Extent, MeasureError> {
     let pipeline = gst::Pipeline::new();
     let decode = gst::ElementFactory::make("uridecodebin")
         .property("uri", uri)
         .build()
-        .map_err(|_| "no uridecodebin".to_owned())?;
-    pipeline.add(&decode).map_err(|e| e.to_string())?;
+        .map_err(|_| MeasureError::Build("no uridecodebin".into()))?;
+    pipeline
+        .add(&decode)
+        .map_err(|e| MeasureError::Build(e.to_string()))?;
     let marks = Arc::new(Marks::default());
 
     let on_pad = marks.clone();
@@ -244,17 +260,19 @@ fn measure_with(
     pipeline: &gst::Pipeline,
     marks: &Marks,
     deadline: Instant,
-) -> Result<Extent, String> {
-    let bus = pipeline.bus().ok_or("no bus")?;
+) -> Result<Extent, MeasureError> {
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| MeasureError::Build("no bus".into()))?;
     // Not a preroll: sinks preroll on a GAP event too, and an MP4 whose edit list starts the
     // media at 1.5 s opens with one. Play until the audio and the video have shown a sample.
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| bus_error(&bus).unwrap_or_else(|| "cannot start".into()))?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| {
+        MeasureError::Pipeline(bus_error(&bus).unwrap_or_else(|| "cannot start".into()))
+    })?;
     wait(&bus, deadline, || marks.started(), "the first samples")?;
     let first = *marks.first.lock();
     let Some(start) = first.start else {
-        return Err("no audio or video sample".into());
+        return Err(MeasureError::NoSample("at the start"));
     };
     let Some(duration) = pipeline.query_duration::<gst::ClockTime>() else {
         return Ok(Extent {
@@ -276,7 +294,7 @@ fn measure_with(
                 gst::SeekType::None,
                 gst::ClockTime::NONE,
             )
-            .map_err(|_| "cannot seek".to_owned())?;
+            .map_err(|_| MeasureError::Pipeline("cannot seek".into()))?;
         // The flush has reached every sink by now: what they record next is from `from` on.
         *marks.last.lock() = Extent::default();
         wait(
@@ -293,7 +311,7 @@ fn measure_with(
             });
         }
         if from <= start {
-            return Err("no audio or video sample after seeking".into());
+            return Err(MeasureError::NoSample("near the end"));
         }
         margin = margin.saturating_mul(4);
     }
@@ -304,24 +322,28 @@ fn wait(
     bus: &gst::Bus,
     deadline: Instant,
     done: impl Fn() -> bool,
-    what: &str,
-) -> Result<(), String> {
+    what: &'static str,
+) -> Result<(), MeasureError> {
     while !done() {
         if Instant::now() >= deadline {
-            return Err(format!("{what} timed out"));
+            return Err(MeasureError::TimedOut(what));
         }
         if let Some(message) = bus.timed_pop_filtered(POLL, &[gst::MessageType::Error]) {
-            return Err(format!("{message:?}"));
+            return Err(MeasureError::Pipeline(error_text(&message)));
         }
     }
     Ok(())
 }
 
 fn bus_error(bus: &gst::Bus) -> Option<String> {
-    let message = bus.pop_filtered(&[gst::MessageType::Error])?;
+    bus.pop_filtered(&[gst::MessageType::Error])
+        .map(|message| error_text(&message))
+}
+
+fn error_text(message: &gst::Message) -> String {
     match message.view() {
-        gst::MessageView::Error(err) => Some(err.error().to_string()),
-        _ => None,
+        gst::MessageView::Error(err) => err.error().to_string(),
+        _ => format!("{message:?}"),
     }
 }
 
@@ -336,17 +358,20 @@ fn link_fakesink(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     marks: Arc<Marks>,
-) -> Result<(), String> {
+) -> Result<(), MeasureError> {
+    let build = |e: &dyn std::fmt::Display| MeasureError::Build(e.to_string());
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let counted = is_audio_video(&caps);
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
         .property("async", false)
         .build()
-        .map_err(|_| "no fakesink".to_owned())?;
-    pipeline.add(&sink).map_err(|e| e.to_string())?;
-    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
-    let sink_pad = sink.static_pad("sink").ok_or("fakesink has no pad")?;
+        .map_err(|_| build(&"no fakesink"))?;
+    pipeline.add(&sink).map_err(|e| build(&e))?;
+    sink.sync_state_with_parent().map_err(|e| build(&e))?;
+    let sink_pad = sink
+        .static_pad("sink")
+        .ok_or_else(|| build(&"fakesink has no pad"))?;
     let video = caps
         .structure(0)
         .is_some_and(|s| s.name().starts_with("video/"));
@@ -389,7 +414,7 @@ fn link_fakesink(
             gst::PadProbeReturn::Ok
         });
     }
-    pad.link(&sink_pad).map_err(|e| e.to_string())?;
+    pad.link(&sink_pad).map_err(|e| build(&e))?;
     Ok(())
 }
 
