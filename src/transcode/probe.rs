@@ -19,6 +19,9 @@ pub const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Length of the built-in demo.
 pub const DEMO_DURATION: Duration = Duration::from_secs(60);
 
+/// How often the probe looks whether the first samples, or the ends, have come.
+const POLL: gst::ClockTime = gst::ClockTime::from_mseconds(5);
+
 /// How far before the container's end the probe first looks for the last audio and video; the
 /// search widens fourfold while it finds none (subtitles that outlast the picture by more).
 const END_MARGIN: gst::ClockTime = gst::ClockTime::from_seconds(2);
@@ -104,6 +107,20 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
     })
 }
 
+/// Why the audio/video extent could not be measured (the probe then falls back on the
+/// container's figures).
+#[derive(Debug, thiserror::Error)]
+enum MeasureError {
+    #[error("cannot build the measuring pipeline: {0}")]
+    Build(String),
+    #[error("GStreamer: {0}")]
+    Pipeline(String),
+    #[error("{0} timed out")]
+    TimedOut(&'static str),
+    #[error("no audio or video sample {0}")]
+    NoSample(&'static str),
+}
+
 /// The span of a source's decoded audio and video, in its stream time.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Extent {
@@ -121,7 +138,7 @@ impl Extent {
 /// What the measuring pipeline's pad probes record.
 #[derive(Default)]
 struct Marks {
-    /// Decoded audio and video seen while prerolling: the start.
+    /// Decoded audio and video seen before the end search: the start.
     first: Mutex<Extent>,
     /// Audio and video seen since the last seek: the end.
     last: Mutex<Extent>,
@@ -129,21 +146,52 @@ struct Marks {
     /// so looking at the end costs demuxing, not decoding.
     skip_decoding: AtomicBool,
     started: Mutex<Started>,
+    /// Audio and video streams that have not ended since their last flush: the end search is
+    /// over when none is left. (The pipeline's own EOS message is no help there: one may be
+    /// left from before the seek, as a short file can play to its end in the first phase.)
+    running: Mutex<usize>,
 }
 
-/// Whether every audio and video stream has shown its first sample (or ended).
+/// Whether the audio and the video have shown their first sample. By kind, not by stream: a
+/// DVD's subpictures are decoded to video too, and may show nothing for minutes.
 #[derive(Default)]
 struct Started {
-    /// Audio and video streams linked but without a first buffer yet.
-    waiting: usize,
+    audio: Kind,
+    video: Kind,
     /// decodebin has exposed every stream.
     all_pads: bool,
+}
+
+impl Started {
+    fn kind(&mut self, video: bool) -> &mut Kind {
+        if video {
+            &mut self.video
+        } else {
+            &mut self.audio
+        }
+    }
+}
+
+/// The streams of one kind (audio or video) and how far they got.
+#[derive(Default)]
+struct Kind {
+    streams: usize,
+    /// Streams that ended.
+    ended: usize,
+    /// One of them has shown a sample.
+    seen: bool,
+}
+
+impl Kind {
+    fn done(&self) -> bool {
+        self.seen || self.ended == self.streams
+    }
 }
 
 impl Marks {
     fn started(&self) -> bool {
         let started = self.started.lock();
-        started.all_pads && started.waiting == 0
+        started.all_pads && started.audio.done() && started.video.done()
     }
 
     /// Records `buffer` (arriving on `pad`) by its stream time.
@@ -165,16 +213,18 @@ impl Marks {
     }
 }
 
-/// Measures where the decoded audio and video of `uri` begin (prerolling a decoding pipeline,
-/// so the start is exactly what a run sees) and end (seeking near the container's end and
-/// reading timestamps without decoding), before `deadline`.
-fn measure(uri: &str, deadline: Instant) -> Result<Extent, String> {
+/// Measures where the decoded audio and video of `uri` begin (playing a decoding pipeline up
+/// to its first samples, so the start is exactly what a run sees) and end (seeking near the
+/// container's end and reading timestamps without decoding), before `deadline`.
+fn measure(uri: &str, deadline: Instant) -> Result<Extent, MeasureError> {
     let pipeline = gst::Pipeline::new();
     let decode = gst::ElementFactory::make("uridecodebin")
         .property("uri", uri)
         .build()
-        .map_err(|_| "no uridecodebin".to_owned())?;
-    pipeline.add(&decode).map_err(|e| e.to_string())?;
+        .map_err(|_| MeasureError::Build("no uridecodebin".into()))?;
+    pipeline
+        .add(&decode)
+        .map_err(|e| MeasureError::Build(e.to_string()))?;
     let marks = Arc::new(Marks::default());
 
     let on_pad = marks.clone();
@@ -210,40 +260,19 @@ fn measure_with(
     pipeline: &gst::Pipeline,
     marks: &Marks,
     deadline: Instant,
-) -> Result<Extent, String> {
-    let left = || {
-        let left = deadline.saturating_duration_since(Instant::now());
-        gst::ClockTime::from_nseconds(u64::try_from(left.as_nanos()).unwrap_or(u64::MAX))
-    };
-    let bus = pipeline.bus().ok_or("no bus")?;
-    pipeline
-        .set_state(gst::State::Paused)
-        .map_err(|e| e.to_string())?;
-    let (prerolled, _, _) = pipeline.state(left());
-    prerolled.map_err(|_| bus_error(&bus).unwrap_or_else(|| "preroll timed out".into()))?;
-    if !marks.started() {
-        // Sinks preroll on a GAP event too: an MP4 whose edit list starts the media at 1.5 s
-        // prerolls with no sample at all. Play on until every stream has shown its first.
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| e.to_string())?;
-        while !marks.started() {
-            if Instant::now() >= deadline {
-                return Err("no first sample within the time limit".into());
-            }
-            let stop = [gst::MessageType::Eos, gst::MessageType::Error];
-            match bus.timed_pop_filtered(gst::ClockTime::from_mseconds(10), &stop) {
-                Some(message) if message.type_() == gst::MessageType::Error => {
-                    return Err(format!("{message:?}"));
-                }
-                Some(_) => break,
-                None => {}
-            }
-        }
-    }
+) -> Result<Extent, MeasureError> {
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| MeasureError::Build("no bus".into()))?;
+    // Not a preroll: sinks preroll on a GAP event too, and an MP4 whose edit list starts the
+    // media at 1.5 s opens with one. Play until the audio and the video have shown a sample.
+    pipeline.set_state(gst::State::Playing).map_err(|_| {
+        MeasureError::Pipeline(bus_error(&bus).unwrap_or_else(|| "cannot start".into()))
+    })?;
+    wait(&bus, deadline, || marks.started(), "the first samples")?;
     let first = *marks.first.lock();
     let Some(start) = first.start else {
-        return Err("no audio or video sample".into());
+        return Err(MeasureError::NoSample("at the start"));
     };
     let Some(duration) = pipeline.query_duration::<gst::ClockTime>() else {
         return Ok(Extent {
@@ -265,16 +294,15 @@ fn measure_with(
                 gst::SeekType::None,
                 gst::ClockTime::NONE,
             )
-            .map_err(|_| "cannot seek".to_owned())?;
+            .map_err(|_| MeasureError::Pipeline("cannot seek".into()))?;
+        // The flush has reached every sink by now: what they record next is from `from` on.
         *marks.last.lock() = Extent::default();
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| e.to_string())?;
-        match bus.timed_pop_filtered(left(), &[gst::MessageType::Eos, gst::MessageType::Error]) {
-            Some(message) if message.type_() == gst::MessageType::Eos => {}
-            Some(message) => return Err(format!("{message:?}")),
-            None => return Err("the end search timed out".into()),
-        }
+        wait(
+            &bus,
+            deadline,
+            || *marks.running.lock() == 0,
+            "the end search",
+        )?;
         let last = *marks.last.lock();
         if let Some(end) = last.end {
             return Ok(Extent {
@@ -283,17 +311,39 @@ fn measure_with(
             });
         }
         if from <= start {
-            return Err("no audio or video sample after seeking".into());
+            return Err(MeasureError::NoSample("near the end"));
         }
         margin = margin.saturating_mul(4);
     }
 }
 
+/// Waits until `done` (checked every [`POLL`]), an error on `bus`, or `deadline`.
+fn wait(
+    bus: &gst::Bus,
+    deadline: Instant,
+    done: impl Fn() -> bool,
+    what: &'static str,
+) -> Result<(), MeasureError> {
+    while !done() {
+        if Instant::now() >= deadline {
+            return Err(MeasureError::TimedOut(what));
+        }
+        if let Some(message) = bus.timed_pop_filtered(POLL, &[gst::MessageType::Error]) {
+            return Err(MeasureError::Pipeline(error_text(&message)));
+        }
+    }
+    Ok(())
+}
+
 fn bus_error(bus: &gst::Bus) -> Option<String> {
-    let message = bus.pop_filtered(&[gst::MessageType::Error])?;
+    bus.pop_filtered(&[gst::MessageType::Error])
+        .map(|message| error_text(&message))
+}
+
+fn error_text(message: &gst::Message) -> String {
     match message.view() {
-        gst::MessageView::Error(err) => Some(err.error().to_string()),
-        _ => None,
+        gst::MessageView::Error(err) => err.error().to_string(),
+        _ => format!("{message:?}"),
     }
 }
 
@@ -308,27 +358,36 @@ fn link_fakesink(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     marks: Arc<Marks>,
-) -> Result<(), String> {
+) -> Result<(), MeasureError> {
+    let build = |e: &dyn std::fmt::Display| MeasureError::Build(e.to_string());
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let counted = is_audio_video(&caps);
-    // Subtitles may have no sample for a long while: they must not hold up the preroll.
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
-        .property("async", counted)
+        .property("async", false)
         .build()
-        .map_err(|_| "no fakesink".to_owned())?;
-    pipeline.add(&sink).map_err(|e| e.to_string())?;
-    sink.sync_state_with_parent().map_err(|e| e.to_string())?;
-    let sink_pad = sink.static_pad("sink").ok_or("fakesink has no pad")?;
+        .map_err(|_| build(&"no fakesink"))?;
+    pipeline.add(&sink).map_err(|e| build(&e))?;
+    sink.sync_state_with_parent().map_err(|e| build(&e))?;
+    let sink_pad = sink
+        .static_pad("sink")
+        .ok_or_else(|| build(&"fakesink has no pad"))?;
+    let video = caps
+        .structure(0)
+        .is_some_and(|s| s.name().starts_with("video/"));
     if counted {
-        marks.started.lock().waiting += 1;
-        let seen = AtomicBool::new(false);
-        let types = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+        marks.started.lock().kind(video).streams += 1;
+        *marks.running.lock() += 1;
+        // Whether this stream ended at all, and since its last flush.
+        let (ended_once, ended) = (AtomicBool::new(false), AtomicBool::new(false));
+        let types = gst::PadProbeType::BUFFER
+            | gst::PadProbeType::EVENT_DOWNSTREAM
+            | gst::PadProbeType::EVENT_FLUSH;
         sink_pad.add_probe(types, move |pad, info| {
-            let eos = matches!(
-                &info.data,
-                Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos
-            );
+            let event = match &info.data {
+                Some(gst::PadProbeData::Event(e)) => Some(e.type_()),
+                _ => None,
+            };
             if let Some(buffer) = info.buffer() {
                 let into = if marks.skip_decoding.load(Ordering::Acquire) {
                     &marks.last
@@ -338,17 +397,24 @@ fn link_fakesink(
                 super::guard::guard("the probe's buffer probe", || {
                     marks.record(pad, buffer, into)
                 });
-            } else if !eos {
-                return gst::PadProbeReturn::Ok;
-            }
-            if !seen.swap(true, Ordering::AcqRel) {
-                let mut started = marks.started.lock();
-                started.waiting = started.waiting.saturating_sub(1);
+                marks.started.lock().kind(video).seen = true;
+            } else if event == Some(gst::EventType::Eos) {
+                if !ended.swap(true, Ordering::AcqRel) {
+                    let mut running = marks.running.lock();
+                    *running = running.saturating_sub(1);
+                }
+                if !ended_once.swap(true, Ordering::AcqRel) {
+                    marks.started.lock().kind(video).ended += 1;
+                }
+            } else if event == Some(gst::EventType::FlushStop)
+                && ended.swap(false, Ordering::AcqRel)
+            {
+                *marks.running.lock() += 1;
             }
             gst::PadProbeReturn::Ok
         });
     }
-    pad.link(&sink_pad).map_err(|e| e.to_string())?;
+    pad.link(&sink_pad).map_err(|e| build(&e))?;
     Ok(())
 }
 
@@ -358,14 +424,16 @@ fn skip_decoder_input(element: &gst::Element, marks: Arc<Marks>) {
         .factory()
         .and_then(|f| f.metadata(gst::ELEMENT_METADATA_KLASS).map(str::to_owned))
         .unwrap_or_default();
-    if !klass.contains("Decoder") || !(klass.contains("Video") || klass.contains("Audio")) {
+    if !klass.contains("Decoder") {
         return;
     }
     let Some(pad) = element.static_pad("sink") else {
         return;
     };
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        if !marks.skip_decoding.load(Ordering::Acquire) {
+        // By what it decodes, not by its class: dvdsubdec calls itself a video decoder.
+        let counted = pad.current_caps().is_some_and(|caps| is_audio_video(&caps));
+        if !counted || !marks.skip_decoding.load(Ordering::Acquire) {
             return gst::PadProbeReturn::Ok;
         }
         if let Some(buffer) = info.buffer() {
