@@ -106,12 +106,13 @@ pub enum Event<B> {
 #[derive(Debug)]
 pub enum Action<B> {
     /// Start a pipeline at media time `at`, the start of segment `k`, on a plan whose first
-    /// segment starts at `origin`.
+    /// segment starts at `origin`; `None` for an EVENT stream, never probed, whose one run
+    /// finds the origin itself.
     Start {
         run: RunId,
         k: u64,
         at: Duration,
-        origin: Duration,
+        origin: Option<Duration>,
     },
     /// Hold the run after the segment it is making now.
     Pause(RunId),
@@ -641,7 +642,10 @@ impl<B: Payload> Machine<B> {
 
     /// Starts a run at `k`, making room for it if needed. False when no place could be had.
     fn start_run(&mut self, k: u64, now: Time, out: &mut Vec<Action<B>>) -> bool {
-        let Some((at, origin)) = self.plan().map(|plan| (plan.start_of(k), plan.origin())) else {
+        let Some((at, origin)) = self
+            .plan()
+            .map(|plan| (plan.start_of(k), plan.is_vod().then(|| plan.origin())))
+        else {
             return false;
         };
         let mut permit = self.budget.try_place(self.cost);

@@ -66,12 +66,13 @@ impl Handle {
     }
 }
 
-/// Starts run `id` at media time `at` of a plan starting at `origin`, on a thread of its own.
+/// Starts run `id` at media time `at` of a plan starting at `origin` (see `Action::Start`), on
+/// a thread of its own.
 pub(super) fn start(
     shared: &Arc<Shared>,
     id: RunId,
     at: Duration,
-    origin: Duration,
+    origin: Option<Duration>,
 ) -> Result<Handle, TranscodeError> {
     let gate = Arc::new(Gate::default());
     let output: Arc<dyn Output> = Arc::new(Feed {
@@ -85,7 +86,7 @@ pub(super) fn start(
         .name("hlss-start".into())
         .spawn(move || {
             let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Transcode::start(&source, &settings, at, Some(origin), output.clone())
+                Transcode::start(&source, &settings, at, origin, output.clone())
             }));
             match started {
                 Ok(Ok(transcode)) => {

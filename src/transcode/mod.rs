@@ -73,10 +73,11 @@ impl Transcode {
     /// Builds and starts a pipeline for `source` from media time `at` (a segment boundary,
     /// `origin + k * segment`), where `origin` is [`Probe::origin`]. Output running time is media
     /// time minus `origin` and keyframes are forced every segment duration of it, so runs splice
-    /// and segment `k` is the same whichever run made it. `origin` may be `None` only for a run
-    /// from the start (`at` = 0) that cannot wait for the probe: the demuxer's first segment then
-    /// stands in for it, which is exact for MPEG-PS and -TS and for media starting at 0, but not
-    /// for an MP4 whose edit list starts it late (qtdemux opens with a gap segment at 0).
+    /// and segment `k` is the same whichever run made it. `origin` is `None` only for a run from
+    /// the start (`at` = 0) of a stream that is not probed (EVENT playlists): the demuxer's first
+    /// segment then stands in for it, which is exact for MPEG-PS and -TS and for media starting
+    /// at 0, but not for an MP4 whose edit list starts it late (qtdemux opens with a gap segment
+    /// at 0), which is why VOD streams start no run before the probe.
     /// Blocking: call off the async runtime.
     pub fn start(
         source: &Source,

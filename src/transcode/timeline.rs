@@ -10,8 +10,8 @@ use parking_lot::Mutex;
 /// segment `k` gets the same timestamps and the same forced keyframe whichever run made it,
 /// whatever segment (start, time, base) the demuxer announces after a seek or without one.
 pub(super) struct Timeline {
-    /// Media (stream) time that becomes running time 0. `None` until known: a run started
-    /// before the probe takes the start of the first segment it sees (MPEG-PS and -TS
+    /// Media (stream) time that becomes running time 0. `None` until known: a run of a stream
+    /// that was not probed (EVENT) takes the start of the first segment it sees (MPEG-PS and -TS
     /// demuxers start theirs at the first sample, which is what the probe measures; qtdemux
     /// starts an MP4 with a late edit list with a gap segment at 0, so there it is wrong).
     origin: Mutex<Option<gst::ClockTime>>,
