@@ -76,6 +76,23 @@ pub struct Cli {
     )]
     pub audio_bitrate: u32,
 
+    /// Direct streaming: `auto` passes compatible sources through untouched (H.264 8-bit 4:2:0
+    /// progressive video needing no turning, in MP4/MOV or Matroska; AAC-LC audio passes too,
+    /// other audio is encoded to AAC), cut at their own keyframes, at their own size and bits,
+    /// for almost no CPU; `off` transcodes everything.
+    #[arg(long, env = "HLSS_DIRECT", value_enum, default_value_t = DirectMode::Auto)]
+    pub direct: DirectMode,
+
+    /// Longest segment of a direct stream, in seconds: a source whose keyframes lie further
+    /// apart is transcoded instead (Apple recommends 6 s segments).
+    #[arg(
+        long,
+        env = "HLSS_MAX_SEGMENT",
+        default_value_t = 6.0,
+        value_name = "SECS"
+    )]
+    pub max_segment: f64,
+
     /// Playlist kind: `vod` lists the whole file at once, so players can seek anywhere (segments are
     /// made on demand); `event` grows as the transcode advances. Files of unknown duration are
     /// always served as `event`.
@@ -140,6 +157,13 @@ pub struct Cli {
     pub hlsjs_url: Option<String>,
 }
 
+/// Whether compatible sources are passed through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum DirectMode {
+    Auto,
+    Off,
+}
+
 /// How playlists are served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 pub enum PlaylistMode {
@@ -198,6 +222,8 @@ pub struct EncoderSettings {
     pub video_kbps: u32,
     pub audio_kbps: u32,
     pub segment: Duration,
+    /// Direct streaming's longest segment; `None` when `--direct off`.
+    pub direct_max_segment: Option<Duration>,
 }
 
 /// What browsers are told: CORS and where the player page gets hls.js.
@@ -233,6 +259,10 @@ pub enum ConfigError {
     MaxHeight(u32),
     #[error("--video-bitrate must be between 100 and 100000 kbit/s, got {0}")]
     VideoBitrate(u32),
+    #[error(
+        "--max-segment must be between --segment-duration and {MAX_SEGMENT_SECS} seconds, got {0}"
+    )]
+    MaxSegment(f64),
     #[error("--audio-bitrate must be between 16 and 512 kbit/s, got {0}")]
     AudioBitrate(u32),
     #[error("--stream-memory must be at least 16 MiB, got {0}")]
@@ -260,6 +290,9 @@ impl TryFrom<Cli> for Config {
         let secs = cli.segment_duration;
         if !(MIN_SEGMENT_SECS..=MAX_SEGMENT_SECS).contains(&secs) {
             return Err(ConfigError::SegmentDuration(secs));
+        }
+        if !(secs..=MAX_SEGMENT_SECS).contains(&cli.max_segment) {
+            return Err(ConfigError::MaxSegment(cli.max_segment));
         }
         if !(16..=4320).contains(&cli.max_height) {
             return Err(ConfigError::MaxHeight(cli.max_height));
@@ -299,6 +332,8 @@ impl TryFrom<Cli> for Config {
                 video_kbps: cli.video_bitrate,
                 audio_kbps: cli.audio_bitrate,
                 segment: Duration::from_secs_f64(secs),
+                direct_max_segment: (cli.direct == DirectMode::Auto)
+                    .then(|| Duration::from_secs_f64(cli.max_segment)),
             },
             stream: StreamLimits {
                 mode: cli.playlist,
@@ -370,7 +405,27 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:5000");
         assert_eq!(config.encoder.segment, Duration::from_secs(2));
         assert_eq!(config.encoder.preset, Preset::Veryfast);
+        assert_eq!(
+            config.encoder.direct_max_segment,
+            Some(Duration::from_secs(6))
+        );
         assert!(config.path.is_none());
+    }
+
+    #[test]
+    fn direct_streaming_can_be_turned_off_and_bounded() {
+        let off = parse(&["--direct", "off"]).unwrap();
+        assert_eq!(off.encoder.direct_max_segment, None);
+        let longer = parse(&["--max-segment", "10"]).unwrap();
+        assert_eq!(
+            longer.encoder.direct_max_segment,
+            Some(Duration::from_secs(10))
+        );
+        // Shorter than the segment duration cannot be planned.
+        assert_eq!(
+            parse(&["--segment-duration", "4", "--max-segment", "3"]).unwrap_err(),
+            ConfigError::MaxSegment(3.0)
+        );
     }
 
     #[test]

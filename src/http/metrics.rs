@@ -239,6 +239,7 @@ mod tests {
                 video_kbps: 1000,
                 audio_kbps: 128,
                 segment: Duration::from_secs(2),
+                direct_max_segment: None,
             },
             crate::config::StreamLimits {
                 mode: crate::config::PlaylistMode::Vod,

@@ -9,6 +9,7 @@
 //! and a playlist that grows.
 
 mod budget;
+mod delivery;
 mod machine;
 mod plan;
 mod registry;

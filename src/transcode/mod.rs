@@ -23,7 +23,7 @@ use crate::config::EncoderSettings;
 use crate::library::Source;
 use crate::segmenter::{Segment, Segmenter};
 use probe::DEMO_DURATION;
-pub use probe::{Probe, probe};
+pub use probe::{AudioCodec, Codecs, Probe, VideoCodec, probe};
 pub use registry::{RegistryEnv, registry_env};
 
 /// Name of the application message that asks the bus thread to stop the pipeline.

@@ -35,6 +35,35 @@ pub struct Probe {
     /// Media time (GStreamer's stream time, the space seeks use) of the first decoded audio or
     /// video sample: the plan counts segments from it.
     pub origin: Duration,
+    /// The first video and audio streams' codecs (the ones a run plays).
+    pub codecs: Codecs,
+}
+
+/// What the direct-stream rules need to know of a source's codecs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Codecs {
+    pub video: Option<VideoCodec>,
+    pub audio: Option<AudioCodec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoCodec {
+    /// The caps' media type, such as `video/x-h264`.
+    pub media_type: String,
+    pub bit_depth: Option<u32>,
+    /// Such as `4:2:0`.
+    pub chroma: Option<String>,
+    pub interlaced: bool,
+    /// An orientation tag asks for the picture to be turned or flipped.
+    pub oriented: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioCodec {
+    /// The caps' media type, such as `audio/mpeg`.
+    pub media_type: String,
+    /// MPEG-4 AAC, low complexity profile: what HLS players take as it is.
+    pub aac_lc: bool,
 }
 
 /// Probes `source`. Blocking: call off the async runtime. A panic inside becomes an error, so
@@ -54,6 +83,7 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
             return Ok(Probe {
                 duration: Some(DEMO_DURATION),
                 origin: Duration::ZERO,
+                codecs: Codecs::default(),
             });
         }
         Source::File(path) => path,
@@ -104,7 +134,46 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
     Ok(Probe {
         duration,
         origin: Duration::from_nanos(origin.nseconds()),
+        codecs: codecs(&info),
     })
+}
+
+/// The codecs of the first video and audio streams the Discoverer found.
+fn codecs(info: &gst_pbutils::DiscovererInfo) -> Codecs {
+    use gst_pbutils::prelude::DiscovererStreamInfoExt;
+    let video = info.video_streams().first().and_then(|stream| {
+        let caps = stream.caps()?;
+        let s = caps.structure(0)?;
+        let oriented = stream
+            .tags()
+            .and_then(|tags| {
+                tags.get::<gst::tags::ImageOrientation>()
+                    .map(|o| o.get().to_owned())
+            })
+            .is_some_and(|orientation| orientation != "rotate-0");
+        let interlaced = stream.is_interlaced()
+            || s.get::<&str>("interlace-mode")
+                .is_ok_and(|mode| mode != "progressive");
+        Some(VideoCodec {
+            media_type: s.name().to_string(),
+            bit_depth: s.get::<u32>("bit-depth-luma").ok(),
+            chroma: s.get::<String>("chroma-format").ok(),
+            interlaced,
+            oriented,
+        })
+    });
+    let audio = info.audio_streams().first().and_then(|stream| {
+        let caps = stream.caps()?;
+        let s = caps.structure(0)?;
+        let aac_lc = s.name() == "audio/mpeg"
+            && s.get::<i32>("mpegversion").is_ok_and(|v| v == 4)
+            && s.get::<&str>("profile").is_ok_and(|p| p == "lc");
+        Some(AudioCodec {
+            media_type: s.name().to_string(),
+            aac_lc,
+        })
+    });
+    Codecs { video, audio }
 }
 
 /// Why the audio/video extent could not be measured (the probe then falls back on the
