@@ -368,27 +368,46 @@ fn fuzz_corpus_replays_without_panics() {
     assert!(n > 0, "empty corpus");
 }
 
-/// A 2-hour 1080p-like MP4's tables (same sample counts as a real one: 25 fps, 2 s GOPs with
-/// B-frames, 48 kHz AAC), made tiny by a 64x36 picture: prints how long the index takes.
+/// A 2-hour 1080p-like file's tables (same sample counts as a real one: 25 fps, 2 s GOPs with
+/// B-frames, 48 kHz AAC), made tiny by a 64x36 picture: prints how long each index takes, as MP4,
+/// as MKV with Cues and as MKV without Cues (the cluster scan).
 #[test]
-fn two_hour_mp4_index_time() {
+fn two_hour_index_time() {
     let dir = tempfile::tempdir().unwrap();
     let args = "-f lavfi -i color=c=gray:size=64x36:rate=25:duration=7200 \
                 -f lavfi -i anullsrc=r=48000:cl=mono -t 7200 \
                 -c:v libx264 -preset ultrafast -bf 2 -g 50 -c:a aac -b:a 8k";
-    let Some(path) = ffmpeg(dir.path(), "two_hours.mp4", args) else {
+    let Some(mp4) = ffmpeg(dir.path(), "two_hours.mp4", args) else {
         return;
     };
-    let t = Instant::now();
-    let ix = index::index(&path).unwrap();
-    let took = t.elapsed();
-    let v = ix.video.unwrap();
-    eprintln!(
-        "2-hour MP4 ({} MB): {} keyframes indexed in {took:?}",
-        std::fs::metadata(&path).unwrap().len() >> 20,
-        v.keyframes.len()
-    );
-    assert_eq!(v.keyframes.len(), 3600);
-    assert!((v.seconds(v.end) - 7200.0).abs() < 0.1);
-    assert!(took < Limits::default().max_time);
+    let copy = format!("-i {} -c copy", mp4.display());
+    let mkv = ffmpeg(dir.path(), "two_hours.mkv", &copy).unwrap();
+    let piped = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&mp4)
+        .args(["-c", "copy", "-f", "matroska", "pipe:1"])
+        .output()
+        .unwrap();
+    let nocues = dir.path().join("two_hours_nocues.mkv");
+    std::fs::write(&nocues, &piped.stdout).unwrap();
+    for (path, method) in [
+        (&mp4, Method::SampleTable),
+        (&mkv, Method::Cues),
+        (&nocues, Method::ClusterScan),
+    ] {
+        let t = Instant::now();
+        let ix = index::index(path).unwrap();
+        let took = t.elapsed();
+        assert_eq!(ix.method, method);
+        let v = ix.video.unwrap();
+        eprintln!(
+            "2-hour {} ({} MB, {method:?}): {} keyframes indexed in {took:?}",
+            path.file_name().unwrap().to_string_lossy(),
+            std::fs::metadata(path).unwrap().len() >> 20,
+            v.keyframes.len()
+        );
+        assert_eq!(v.keyframes.len(), 3600);
+        assert!((v.seconds(v.end) - v.seconds(v.start) - 7200.0).abs() < 0.1);
+        assert!(took < Limits::default().max_time);
+    }
 }

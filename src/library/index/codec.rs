@@ -146,7 +146,7 @@ fn parse_sps(nal: &[u8], h: &mut H264) -> Result<(), IndexError> {
         if chroma == 3 {
             r.bits(1)?; // separate_colour_plane_flag
         }
-        depth = 8 + r.ue()?;
+        depth = r.ue()?.saturating_add(8);
         r.ue()?; // bit_depth_chroma_minus8
         r.bits(1)?; // qpprime_y_zero_transform_bypass_flag
         if r.bits(1)? == 1 {
@@ -187,11 +187,11 @@ fn parse_sps(nal: &[u8], h: &mut H264) -> Result<(), IndexError> {
     }
     r.ue()?; // max_num_ref_frames
     r.bits(1)?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = r.ue()? + 1;
-    let height_units = r.ue()? + 1;
+    let width_mbs = r.ue()?.saturating_add(1);
+    let height_units = r.ue()?.saturating_add(1);
     let frame_mbs_only = r.bits(1)? == 1;
     h.progressive = Some(frame_mbs_only);
-    let height_mbs = height_units * if frame_mbs_only { 1 } else { 2 };
+    let height_mbs = height_units.saturating_mul(if frame_mbs_only { 1 } else { 2 });
     h.coded_size = Some((width_mbs.saturating_mul(16), height_mbs.saturating_mul(16)));
     Ok(())
 }

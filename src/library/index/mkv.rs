@@ -68,10 +68,13 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
         return Err(IndexError::Malformed("no EBML header"));
     }
     let body = src.read_vec(ebml.size.ok_or(IndexError::Malformed("EBML header size"))?)?;
-    let doctype = elements(&body)?
-        .into_iter()
-        .find(|(id, _)| *id == ID_DOCTYPE)
-        .map(|(_, v)| v.to_vec());
+    let mut doctype = None;
+    for e in elements(&body) {
+        let (id, v) = e?;
+        if id == ID_DOCTYPE {
+            doctype = Some(v.to_vec());
+        }
+    }
     if !matches!(doctype.as_deref(), Some(b"matroska" | b"webm")) {
         return Err(IndexError::Unsupported);
     }
@@ -105,7 +108,8 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
         match h.id {
             ID_INFO => {
                 let body = src.read_vec(end - body_start)?;
-                for (id, v) in elements(&body)? {
+                for e in elements(&body) {
+                    let (id, v) = e?;
                     match id {
                         ID_TIMESTAMP_SCALE => scale = uint(v)?,
                         ID_DURATION => duration = float(v),
@@ -306,25 +310,49 @@ fn read_size(b: &[u8]) -> Result<(Option<u64>, usize), IndexError> {
     Ok((if all_ones { None } else { Some(v) }, len))
 }
 
-/// The child elements of a body in memory: (ID, body), bounds-checked, sizes required.
-fn elements(mut b: &[u8]) -> Result<Vec<(u32, &[u8])>, IndexError> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        let (id, id_len) = read_id(b)?;
-        let (size, size_len) = read_size(&b[id_len..])?;
-        let start = id_len + size_len;
-        let size = size.ok_or(IndexError::Malformed(
-            "unknown size inside a master element",
-        ))?;
-        let end = usize::try_from(size)
-            .ok()
-            .and_then(|s| start.checked_add(s))
-            .filter(|&e| e <= b.len())
-            .ok_or(IndexError::Malformed("element runs past its parent"))?;
-        out.push((id, &b[start..end]));
-        b = &b[end..];
+/// The child elements of a body in memory: (ID, body), bounds-checked, sizes required. An iterator,
+/// so a body of many tiny elements costs no memory; it ends after the first error.
+fn elements(b: &[u8]) -> Elements<'_> {
+    Elements { rest: b }
+}
+
+struct Elements<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Elements<'a> {
+    type Item = Result<(u32, &'a [u8]), IndexError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let b = self.rest;
+        let item = (|| {
+            let (id, id_len) = read_id(b)?;
+            let (size, size_len) = read_size(&b[id_len..])?;
+            let start = id_len + size_len;
+            let size = size.ok_or(IndexError::Malformed(
+                "unknown size inside a master element",
+            ))?;
+            let end = usize::try_from(size)
+                .ok()
+                .and_then(|s| start.checked_add(s))
+                .filter(|&e| e <= b.len())
+                .ok_or(IndexError::Malformed("element runs past its parent"))?;
+            Ok((id, &b[start..end], end))
+        })();
+        match item {
+            Ok((id, body, end)) => {
+                self.rest = &b[end..];
+                Some(Ok((id, body)))
+            }
+            Err(e) => {
+                self.rest = &[];
+                Some(Err(e))
+            }
+        }
     }
-    Ok(out)
 }
 
 fn uint(v: &[u8]) -> Result<u64, IndexError> {
@@ -399,7 +427,8 @@ impl Track {
 
 fn parse_tracks(body: &[u8]) -> Result<Vec<Track>, IndexError> {
     let mut tracks = Vec::new();
-    for (id, entry) in elements(body)? {
+    for e in elements(body) {
+        let (id, entry) = e?;
         if id != ID_TRACK_ENTRY {
             continue;
         }
@@ -413,7 +442,8 @@ fn parse_tracks(body: &[u8]) -> Result<Vec<Track>, IndexError> {
             default_duration: None,
             codec_delay: 0,
         };
-        for (id, v) in elements(entry)? {
+        for e in elements(entry) {
+            let (id, v) = e?;
             match id {
                 ID_TRACK_NUMBER => t.number = uint(v)?,
                 ID_TRACK_TYPE => t.kind = uint(v)?,
@@ -451,19 +481,22 @@ fn pick(tracks: &[Track], kind: u64) -> Option<&Track> {
 /// Segment's data start), ascending by time, without duplicate times.
 fn parse_cues(cues: &[u8], track: u64, max: usize) -> Result<Vec<(i64, u64)>, IndexError> {
     let mut points = Vec::new();
-    for (id, point) in elements(cues)? {
+    for e in elements(cues) {
+        let (id, point) = e?;
         if id != ID_CUE_POINT {
             continue;
         }
         let mut time = None;
         let mut cluster = None;
-        for (id, v) in elements(point)? {
+        for e in elements(point) {
+            let (id, v) = e?;
             match id {
                 ID_CUE_TIME => time = Some(uint(v)?),
                 ID_CUE_TRACK_POSITIONS => {
                     let mut this_track = false;
                     let mut pos = None;
-                    for (id, v) in elements(v)? {
+                    for e in elements(v) {
+                        let (id, v) = e?;
                         match id {
                             ID_CUE_TRACK => this_track = uint(v)? == track,
                             ID_CUE_CLUSTER_POSITION => pos = Some(uint(v)?),
@@ -735,9 +768,12 @@ mod tests {
 
     #[test]
     fn elements_reject_overruns() {
-        assert!(elements(&[0x86, 0x85, b'a']).is_err());
-        assert_eq!(elements(&[0x86, 0x81, b'a', 0xEC, 0x80]).unwrap().len(), 2);
-        assert!(elements(&[0x86, 0xFF]).is_err());
+        fn all(b: &[u8]) -> Result<Vec<(u32, &[u8])>, IndexError> {
+            elements(b).collect()
+        }
+        assert!(all(&[0x86, 0x85, b'a']).is_err());
+        assert_eq!(all(&[0x86, 0x81, b'a', 0xEC, 0x80]).unwrap().len(), 2);
+        assert!(all(&[0x86, 0xFF]).is_err());
     }
 
     #[test]

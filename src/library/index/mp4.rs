@@ -697,6 +697,7 @@ fn sample_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::library::index::Index;
 
     #[test]
     fn box_headers() {
@@ -712,6 +713,149 @@ mod tests {
         assert!(box_header(b"\0\0\0\x04moov").is_err());
         assert!(box_header(b"\0\0\0\x01mdat\0\0\0\0\0\0\0\x08").is_err());
         assert!(box_header(b"\0\0").is_err());
+    }
+
+    /// A box of `kind` around `body`.
+    fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut b = (8 + body.len() as u32).to_be_bytes().to_vec();
+        b.extend_from_slice(kind);
+        b.extend_from_slice(body);
+        b
+    }
+
+    /// A full box: version 0, flags, then `body`.
+    fn full(kind: &[u8; 4], flags: u32, body: &[u8]) -> Vec<u8> {
+        let mut b = flags.to_be_bytes().to_vec();
+        b.extend_from_slice(body);
+        bx(kind, &b)
+    }
+
+    fn be(words: &[u32]) -> Vec<u8> {
+        words.iter().flat_map(|w| w.to_be_bytes()).collect()
+    }
+
+    /// A one-track video movie at 1000 ticks/s with the given stts entries, stss samples and
+    /// optional elst (empty ms, media time), plus a trex for fragments.
+    fn movie(stts: &[(u32, u32)], stss: Option<&[u32]>, elst: Option<(u32, i32)>) -> Vec<u8> {
+        let mvhd = full(b"mvhd", 0, &be(&[0, 0, 1000, 0]));
+        let tkhd = full(b"tkhd", 1, &be(&[0, 0, 1]));
+        let mdhd = full(b"mdhd", 0, &be(&[0, 0, 1000, 0]));
+        let hdlr = full(b"hdlr", 0, b"\0\0\0\0vide");
+        let mut stts_body = be(&[stts.len() as u32]);
+        for &(n, d) in stts {
+            stts_body.extend(be(&[n, d]));
+        }
+        let mut stbl = full(b"stts", 0, &stts_body);
+        if let Some(sync) = stss {
+            let mut b = be(&[sync.len() as u32]);
+            b.extend(be(sync));
+            stbl.extend(full(b"stss", 0, &b));
+        }
+        let minf = bx(b"minf", &bx(b"stbl", &stbl));
+        let mdia = bx(b"mdia", &[mdhd, hdlr, minf].concat());
+        let mut trak = [tkhd, mdia].concat();
+        if let Some((empty, media_time)) = elst {
+            let elst = full(
+                b"elst",
+                0,
+                &be(&[2, empty, u32::MAX, 1 << 16, 0, media_time as u32, 1 << 16]),
+            );
+            trak.extend(bx(b"edts", &elst));
+        }
+        let trex = full(b"trex", 0, &be(&[1, 1, 40, 0, NON_SYNC]));
+        let moov = [mvhd, bx(b"trak", &trak), bx(b"mvex", &trex)].concat();
+        [bx(b"ftyp", b"isom"), bx(b"moov", &moov)].concat()
+    }
+
+    fn run_index(data: &[u8], limits: &Limits) -> Result<Index, IndexError> {
+        super::super::index_reader(std::io::Cursor::new(data), limits)
+    }
+
+    #[test]
+    fn sample_tables_with_edits() {
+        // 10 frames of 40 ms, keyframes at samples 1 and 6, shown from media time 80 after 500 ms.
+        let data = movie(&[(10, 40)], Some(&[1, 6]), Some((500, 80)));
+        let ix = run_index(&data, &Limits::default()).unwrap();
+        let v = ix.video.unwrap();
+        assert_eq!(v.keyframes, [420, 620]);
+        assert_eq!((v.start, v.end), (500, 820));
+        assert_eq!(ix.method, Method::SampleTable);
+        // Without stss every sample is a keyframe.
+        let v = run_index(&movie(&[(3, 40)], None, None), &Limits::default())
+            .unwrap()
+            .video
+            .unwrap();
+        assert_eq!(v.keyframes, [0, 40, 80]);
+    }
+
+    #[test]
+    fn hostile_counts_hit_limits_not_memory() {
+        let limits = Limits {
+            max_samples: 1000,
+            ..Limits::default()
+        };
+        // Four billion samples declared in 8 bytes.
+        let data = movie(&[(u32::MAX, 1)], Some(&[1]), None);
+        assert!(matches!(
+            run_index(&data, &limits),
+            Err(IndexError::Limit(_))
+        ));
+        // An stss that claims more entries than it holds.
+        let mut data = movie(&[(10, 1)], Some(&[1]), None);
+        let at = data.windows(4).position(|w| w == b"stss").unwrap() + 8;
+        data[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(
+            run_index(&data, &limits),
+            Err(IndexError::Malformed(_))
+        ));
+        // A trun of four billion samples with no per-sample fields, after an empty moov.
+        let trun = full(b"trun", 0, &be(&[u32::MAX]));
+        let traf = bx(b"traf", &[full(b"tfhd", 0, &be(&[1])), trun].concat());
+        let mut data = movie(&[], None, None);
+        data.extend(bx(b"moof", &traf));
+        assert!(matches!(
+            run_index(&data, &limits),
+            Err(IndexError::Limit(_))
+        ));
+        // Every sample a keyframe, past the keyframe limit.
+        let limits = Limits {
+            max_keyframes: 5,
+            ..Limits::default()
+        };
+        let data = movie(&[(10, 1)], None, None);
+        assert!(matches!(
+            run_index(&data, &limits),
+            Err(IndexError::Limit(_))
+        ));
+        // A moov larger than the box limit.
+        let limits = Limits {
+            max_box_bytes: 64,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            run_index(&data, &limits),
+            Err(IndexError::Limit(_))
+        ));
+    }
+
+    #[test]
+    fn fragments_follow_trex_defaults_and_tfdt() {
+        // trex: 40 ms, non-sync; each trun's first sample is sync; the second moof has a tfdt.
+        let mut data = movie(&[], None, None);
+        for (tfdt, n) in [(None, 3u32), (Some(1000u32), 2)] {
+            let mut traf = full(b"tfhd", 0, &be(&[1]));
+            if let Some(t) = tfdt {
+                traf.extend(full(b"tfdt", 0, &be(&[t])));
+            }
+            traf.extend(full(b"trun", 0x04, &be(&[n, 0])));
+            data.extend(bx(b"moof", &bx(b"traf", &traf)));
+            data.extend(bx(b"mdat", &[0; 16]));
+        }
+        let ix = run_index(&data, &Limits::default()).unwrap();
+        assert_eq!(ix.method, Method::Fragments);
+        let v = ix.video.unwrap();
+        assert_eq!(v.keyframes, [0, 1000]);
+        assert_eq!((v.start, v.end), (0, 1080));
     }
 
     #[test]
