@@ -1,5 +1,6 @@
 //! The media root: what PATH serves, safe path resolution and folder listings (no HTTP, no pipelines).
 
+pub mod index;
 mod listing;
 mod path;
 
