@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::packet::{PACKET_SIZE, Packet, SYNC_BYTE};
 use super::{
-    MAX_PTS_STEP, MAX_SEGMENT_BYTES, MIN_SEGMENT_PACKETS, Segment, Segmenter, Stats, pes, psi,
+    Cuts, MAX_PTS_STEP, MAX_SEGMENT_BYTES, MIN_SEGMENT_PACKETS, Segment, Segmenter, Stats, pes, psi,
 };
 
 /// Packets a segment may hold beyond `MAX_SEGMENT_BYTES`: the one that crossed the limit.
@@ -13,14 +13,24 @@ const OVERSHOOT_BYTES: usize = PACKET_SIZE;
 /// Inserted packets at the head of every segment (PAT, PMT).
 const HEAD_PACKETS: usize = 2;
 
-/// Feeds `input` to a fresh segmenter in chunks of the given lengths (the rest in one piece), then
-/// finishes; lengths beyond the input are clamped.
+/// Feeds `input` to a fresh segmenter (cutting with [`Cuts::KeyframesOrTime`]) in chunks of the
+/// given lengths (the rest in one piece), then finishes; lengths beyond the input are clamped.
 pub fn run_split(
     target: Duration,
     input: &[u8],
     chunk_lens: impl IntoIterator<Item = usize>,
 ) -> (Vec<Segment>, Stats) {
-    let mut s = Segmenter::new(target);
+    run_split_with(Cuts::KeyframesOrTime, target, input, chunk_lens)
+}
+
+/// [`run_split`] with a segmenter that cuts as `cuts` says.
+pub fn run_split_with(
+    cuts: Cuts,
+    target: Duration,
+    input: &[u8],
+    chunk_lens: impl IntoIterator<Item = usize>,
+) -> (Vec<Segment>, Stats) {
+    let mut s = Segmenter::with_cuts(target, cuts);
     let mut out = Vec::new();
     let mut rest = input;
     for len in chunk_lens {
@@ -33,14 +43,28 @@ pub fn run_split(
     (out, s.stats())
 }
 
-/// Runs `input` in one piece and split at `chunk_lens`, checks the first output with
-/// [`check_segments`] and that the chunking changed nothing, stats included. Returns the segments.
+/// Runs `input` in one piece and split at `chunk_lens` through both kinds of [`Cuts`], checks each
+/// whole output with [`check_segments`] (and [`check_keyframes_only`] for [`Cuts::KeyframesOnly`])
+/// and that the chunking changed nothing, stats included. Returns the segments of
+/// [`Cuts::KeyframesOrTime`].
 pub fn stream_case(
     target: Duration,
     input: &[u8],
     chunk_lens: &[usize],
 ) -> Result<Vec<Segment>, String> {
-    let (whole, stats) = run_split(target, input, []);
+    let only = cuts_case(Cuts::KeyframesOnly, target, input, chunk_lens)
+        .map_err(|e| format!("cutting at keyframes only: {e}"))?;
+    check_keyframes_only(&only.0, only.1).map_err(|e| format!("cutting at keyframes only: {e}"))?;
+    cuts_case(Cuts::KeyframesOrTime, target, input, chunk_lens).map(|(segments, _)| segments)
+}
+
+fn cuts_case(
+    cuts: Cuts,
+    target: Duration,
+    input: &[u8],
+    chunk_lens: &[usize],
+) -> Result<(Vec<Segment>, Stats), String> {
+    let (whole, stats) = run_split_with(cuts, target, input, []);
     check_segments(input, &whole)?;
     if stats.skipped_bytes > input.len() as u64 {
         return Err(format!(
@@ -49,14 +73,42 @@ pub fn stream_case(
             input.len()
         ));
     }
-    let (split, split_stats) = run_split(target, input, chunk_lens.iter().copied());
+    let (split, split_stats) = run_split_with(cuts, target, input, chunk_lens.iter().copied());
     same_segments(&whole, &split).map_err(|e| format!("chunking changed the result: {e}"))?;
     if split_stats != stats {
         return Err(format!(
             "chunking changed the stats: {stats:?} versus {split_stats:?}"
         ));
     }
-    Ok(whole)
+    Ok((whole, stats))
+}
+
+/// Checks what [`Cuts::KeyframesOnly`] adds: a segment whose PMT lists video starts with a
+/// keyframe unless [`MAX_SEGMENT_BYTES`] forced its cut (`stats` counts those).
+pub fn check_keyframes_only(segments: &[Segment], stats: Stats) -> Result<(), String> {
+    let mut unkeyed = 0u64;
+    for seg in segments.iter().filter(|seg| !seg.starts_with_keyframe) {
+        let mut head = seg.bytes.chunks_exact(PACKET_SIZE).skip(1);
+        // The segmenter follows video only on a PID that is not PAT, null or the PMT's own.
+        let has_video = head.next().and_then(Packet::parse).is_some_and(|pmt| {
+            psi::parse_pmt(pmt.payload).is_some_and(|info| {
+                info.streams
+                    .iter()
+                    .any(|es| es.is_video() && ![0, 0x1FFF, pmt.pid].contains(&es.pid))
+            })
+        });
+        if has_video {
+            unkeyed += 1;
+        }
+    }
+    if unkeyed > stats.forced_cuts {
+        return Err(format!(
+            "{unkeyed} segments of a program with video start without a keyframe, but only {} \
+             cuts were forced by size",
+            stats.forced_cuts
+        ));
+    }
+    Ok(())
 }
 
 /// Bytes at the start of a [`raw_case`] input that pick the target and the chunking.

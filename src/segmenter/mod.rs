@@ -27,14 +27,22 @@
 //! - the program has no video and the PES is at or past the next point of a fixed grid,
 //!   `first segment's pts_start + n * target` (so audio-frame overshoot does not accumulate, and
 //!   runs started at different multiples of the target cut at the same media times); or
-//! - the program has video and `elapsed >= target + slack` (video stopped or the GOP is longer than
-//!   the target): such a segment has `starts_with_keyframe == false`; or
+//! - with [`Cuts::KeyframesOrTime`] only: the program has video and `elapsed >= target + slack`
+//!   (video stopped or the GOP is longer than the target): such a segment has
+//!   `starts_with_keyframe == false`; or
 //! - the segment has reached [`MAX_SEGMENT_BYTES`]; until such a PES start comes, further packets
 //!   are dropped and counted in [`Stats::dropped_oversize`].
 //!
 //! A PES start without a PTS never cuts. The first segment starts at the first video keyframe
-//! (earlier packets are dropped), or at the first PES start if the program has no video, or at a PES
-//! start once `target + slack` has passed since the first PES without any keyframe.
+//! (earlier packets are dropped), or at the first PES start if the program has no video, or, with
+//! [`Cuts::KeyframesOrTime`] only, at a PES start once `target + slack` has passed since the first
+//! PES without any keyframe.
+//!
+//! **Cuts.** [`Segmenter::new`] cuts with [`Cuts::KeyframesOrTime`], for an encoder told to put
+//! keyframes every `target`. [`Segmenter::keyframes_only`] cuts with [`Cuts::KeyframesOnly`], for
+//! a source passed through and planned from its own keyframes: while the program has video, a
+//! segment starts without a keyframe only when [`MAX_SEGMENT_BYTES`] forces the cut, so a GOP
+//! longer than the target makes one long segment, as the keyframe plan has it.
 //!
 //! **Timestamps.** A PTS difference up to [`MAX_PTS_STEP`] forwards is elapsed time; up to
 //! `MAX_PTS_STEP` backwards (B-frames, audio/video interleaving) counts as zero; anything else is a
@@ -105,6 +113,15 @@ const NULL_PACKET: [u8; PACKET_SIZE] = {
     p[3] = 0x10;
     p
 };
+
+/// Where a stream with video may be cut (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cuts {
+    /// At keyframes, and at any PES start once `target + slack` has passed without one.
+    KeyframesOrTime,
+    /// At keyframes only (and where [`MAX_SEGMENT_BYTES`] forces a cut).
+    KeyframesOnly,
+}
 
 /// Capacity for the first segment's buffer; later ones reserve about the size of the previous one.
 const INITIAL_SEGMENT_CAPACITY: usize = 256 << 10;
@@ -270,6 +287,7 @@ impl Source<'_> {
 pub struct Segmenter {
     target: u64,
     slack: u64,
+    cuts: Cuts,
     max_segment_bytes: usize,
     carry: [u8; MAX_CARRY_BYTES],
     carry_len: usize,
@@ -289,10 +307,22 @@ pub struct Segmenter {
 impl Segmenter {
     /// `target` is the segment duration the encoder was told to put keyframes at.
     pub fn new(target: std::time::Duration) -> Self {
+        Self::with_cuts(target, Cuts::KeyframesOrTime)
+    }
+
+    /// Cuts only at keyframes at least `target - slack` apart: the plan a passed-through source's
+    /// keyframe index gives.
+    pub fn keyframes_only(target: std::time::Duration) -> Self {
+        Self::with_cuts(target, Cuts::KeyframesOnly)
+    }
+
+    /// Cuts as `cuts` says; for code that runs both kinds (checks, fuzzing).
+    pub fn with_cuts(target: std::time::Duration, cuts: Cuts) -> Self {
         let target = ticks(target.min(MAX_TARGET));
         Segmenter {
             target,
             slack: ticks(CUT_SLACK).min(target / 2),
+            cuts,
             max_segment_bytes: MAX_SEGMENT_BYTES,
             carry: [0; MAX_CARRY_BYTES],
             carry_len: 0,
@@ -566,10 +596,11 @@ impl Segmenter {
         let start = Decision::Start { pts, pid, keyframe };
         let Some(cur) = &mut self.cur else {
             let first = *self.first_pts.get_or_insert(pts);
+            let timed = self.cuts == Cuts::KeyframesOrTime;
             let go = match (video, elapsed(first, pts)) {
                 (None, _) => true,
                 (Some(_), _) if keyframe => true,
-                (Some(_), Elapsed::Ticks(e)) => e >= self.target + self.slack,
+                (Some(_), Elapsed::Ticks(e)) => timed && e >= self.target + self.slack,
                 (Some(_), Elapsed::Discontinuity) => {
                     self.first_pts = Some(pts);
                     false
@@ -588,7 +619,9 @@ impl Segmenter {
                 (Some(_), Elapsed::Discontinuity) => keyframe,
                 (None, Elapsed::Discontinuity) => true,
                 (Some(_), Elapsed::Ticks(e)) if keyframe => e >= self.target - self.slack,
-                (Some(_), Elapsed::Ticks(e)) => e >= self.target + self.slack,
+                (Some(_), Elapsed::Ticks(e)) => {
+                    self.cuts == Cuts::KeyframesOrTime && e >= self.target + self.slack
+                }
                 (None, Elapsed::Ticks(_)) => self.grid.is_none_or(|g| g.due(pts)),
             };
         if cut && ready {
@@ -1091,6 +1124,39 @@ mod tests {
     }
 
     #[test]
+    fn keyframes_only_cuts_a_long_gop_nowhere_but_at_its_keyframes() {
+        let mut ts = Ts::av();
+        // Keyframes at 0, 0.6, 3.8 and 4.4 s (a 3.2 s GOP), 40 ms frames, audio beside.
+        let keys = [0, 15, 95, 110];
+        for f in 0..130u64 {
+            ts.frame(V, BASE + f * 3600, keys.contains(&f));
+            ts.0.push(pes(A, BASE + f * 3600, false));
+        }
+        let mut s = Segmenter::keyframes_only(secs(1.0));
+        let mut out = Vec::new();
+        s.push(&ts.bytes(), &mut out);
+        out.extend(s.finish());
+        check_invariants(&out);
+        // 0.6 s is less than 1 s - 0.25 s after 0, and 4.4 s after 3.8 s.
+        assert_eq!(starts(&out), [0.0, 3.8]);
+        assert!(out.iter().all(|seg| seg.starts_with_keyframe));
+        assert_eq!(durations(&out), [3.8, 1.4]);
+        // The timed rule cuts the long GOP without keyframes.
+        let timed = run(&ts.bytes(), secs(1.0));
+        assert_eq!(starts(&timed)[..3], [0.0, 1.28, 2.56]);
+        assert!(!timed[1].starts_with_keyframe);
+
+        // Without any keyframe, nothing starts.
+        let mut ts = Ts::av();
+        for f in 0..100 {
+            ts.frame(V, BASE + f * 3600, false);
+        }
+        let mut s = Segmenter::keyframes_only(secs(1.0));
+        s.push(&ts.bytes(), &mut out);
+        assert!(s.finish().is_none());
+    }
+
+    #[test]
     fn first_segment_waits_for_a_keyframe_or_gives_up_after_target_plus_slack() {
         let mut ts = Ts::av();
         ts.0.push(pes(A, BASE - 3000, false));
@@ -1399,6 +1465,9 @@ mod tests {
             check_invariants(&segs);
             check::check_segments(&data, &segs).unwrap();
             check::same_segments(&segs, &run(&data, target)).unwrap();
+            let (only, stats) = check::run_split_with(Cuts::KeyframesOnly, target, &data, []);
+            check::check_segments(&data, &only).unwrap();
+            check::check_keyframes_only(&only, stats).unwrap();
         }
     }
 
