@@ -25,8 +25,9 @@
 //!   buffer flags, so this is the only reliable signal) and `elapsed >= target - slack`: the encoder
 //!   puts keyframes at multiples of the target, but frame timing jitters by a frame; or
 //! - the program has no video and the PES is at or past the next point of a fixed grid,
-//!   `first segment's pts_start + n * target` (so audio-frame overshoot does not accumulate, and
-//!   runs started at different multiples of the target cut at the same media times); or
+//!   `first segment's pts_start + n * target`, or `origin + n * target` with
+//!   [`Segmenter::with_grid_origin`] (so audio-frame overshoot does not accumulate, and runs
+//!   started at different multiples of the target cut at the same media times); or
 //! - with [`Cuts::KeyframesOrTime`] only: the program has video and `elapsed >= target + slack`
 //!   (video stopped or the GOP is longer than the target): such a segment has
 //!   `starts_with_keyframe == false`; or
@@ -43,6 +44,13 @@
 //! a source passed through and planned from its own keyframes: while the program has video, a
 //! segment starts without a keyframe only when [`MAX_SEGMENT_BYTES`] forces the cut, so a GOP
 //! longer than the target makes one long segment, as the keyframe plan has it.
+//!
+//! **Trim.** With [`Cuts::KeyframesOnly`] the first segment also leaves out every PES on a stream
+//! other than video whose PTS comes before the first keyframe's DTS (its PTS without one), with
+//! its continuation packets, counted in [`Stats::trimmed`]. mpegtsmux orders by DTS, so a run
+//! from the start has that sound ahead of the keyframe, in the segment before; at the start of a
+//! run that seeked it may put some of it after the keyframe (seen: a second of sound with a
+//! Matroska source), which would play twice where the two runs' segments meet.
 //!
 //! **Timestamps.** A PTS difference up to [`MAX_PTS_STEP`] forwards is elapsed time; up to
 //! `MAX_PTS_STEP` backwards (B-frames, audio/video interleaving) counts as zero; anything else is a
@@ -162,6 +170,9 @@ pub struct Stats {
     pub dropped_oversize: u64,
     /// Cuts forced by `MAX_SEGMENT_BYTES`.
     pub forced_cuts: u64,
+    /// Packets the first segment of a keyframes-only run left out, as sound from before its
+    /// keyframe.
+    pub trimmed: u64,
 }
 
 /// An elementary stream of the program, with the timing needed to estimate a last frame's length.
@@ -306,6 +317,12 @@ pub struct Segmenter {
     first_pts: Option<u64>,
     /// Where audio-only cuts fall (see [`Grid`]).
     grid: Option<Grid>,
+    /// The PTS audio-only grids start from, if fixed (see [`Segmenter::with_grid_origin`]).
+    grid_origin: Option<u64>,
+    /// While the first segment of a keyframes-only run lasts: its keyframe's decode time.
+    trim: Option<u64>,
+    /// PIDs whose current PES is being left out (see [`Segmenter::trims`]).
+    skipping: Vec<u16>,
     cur: Option<Current>,
     next_sequence: u64,
     capacity_hint: usize,
@@ -324,6 +341,14 @@ impl Segmenter {
         Self::with_cuts(target, Cuts::KeyframesOnly)
     }
 
+    /// Anchors the audio-only grid at PTS `origin` instead of the first segment's start, so that
+    /// runs starting anywhere cut at the same PTS exactly (a PES at or past each grid point),
+    /// not only within an audio frame. PTS before `origin` fall back to the usual anchoring.
+    pub fn with_grid_origin(mut self, origin: u64) -> Self {
+        self.grid_origin = Some(origin & PTS_MASK);
+        self
+    }
+
     /// Cuts as `cuts` says; for code that runs both kinds (checks, fuzzing).
     pub fn with_cuts(target: std::time::Duration, cuts: Cuts) -> Self {
         let target = ticks(target.min(MAX_TARGET));
@@ -338,6 +363,9 @@ impl Segmenter {
             program: Program::default(),
             first_pts: None,
             grid: None,
+            grid_origin: None,
+            trim: None,
+            skipping: Vec::new(),
             cur: None,
             next_sequence: 0,
             capacity_hint: INITIAL_SEGMENT_CAPACITY,
@@ -433,6 +461,8 @@ impl Segmenter {
         self.synced = false;
         self.first_pts = None;
         self.grid = None;
+        self.trim = None;
+        self.skipping.clear();
         let cur = self.cur.take()?;
         Some(self.emit(cur, None))
     }
@@ -497,13 +527,40 @@ impl Segmenter {
             self.on_pmt(bytes, &p);
             return self.keep_or_drop(true);
         }
+        if self.trims(&p) {
+            self.stats.trimmed += 1;
+            return Decision::Drop;
+        }
         if p.pusi
             && let Some(idx) = self.program.streams.iter().position(|es| es.pid == p.pid)
             && let Some(pts) = pes::pts(p.payload)
         {
-            return self.on_pes(idx, p.pid, p.rai, pts);
+            return self.on_pes(idx, p.pid, p.rai, pts, pes::dts(p.payload));
         }
         self.keep_or_drop(false)
+    }
+
+    /// Whether packet `p` belongs to a PES that the first segment of a keyframes-only run
+    /// leaves out: one on a stream other than video whose PTS comes before the first keyframe's
+    /// decode time (see the module documentation).
+    fn trims(&mut self, p: &Packet<'_>) -> bool {
+        let Some(decode) = self.trim else {
+            return false;
+        };
+        if Some(p.pid) == self.program.video_pid {
+            return false;
+        }
+        if p.pusi
+            && let Some(pts) = pes::pts(p.payload)
+        {
+            let early = matches!(elapsed(pts, decode), Elapsed::Ticks(d) if d > 0);
+            self.skipping.retain(|&pid| pid != p.pid);
+            if early {
+                self.skipping.push(p.pid);
+            }
+            return early;
+        }
+        self.skipping.contains(&p.pid)
     }
 
     fn keep_or_drop(&mut self, psi: bool) -> Decision {
@@ -588,7 +645,7 @@ impl Segmenter {
     }
 
     /// A PES with a PTS starts on elementary stream `idx`: apply the cut rule.
-    fn on_pes(&mut self, idx: usize, pid: u16, rai: bool, pts: u64) -> Decision {
+    fn on_pes(&mut self, idx: usize, pid: u16, rai: bool, pts: u64, dts: Option<u64>) -> Decision {
         if let Some(es) = self.program.streams.get_mut(idx) {
             if let Some(Elapsed::Ticks(step)) = es.last_pts.map(|last| elapsed(last, pts))
                 && step > 0
@@ -615,6 +672,9 @@ impl Segmenter {
                 }
             };
             if go && ready {
+                if keyframe && self.cuts == Cuts::KeyframesOnly {
+                    self.trim = Some(dts.unwrap_or(pts));
+                }
                 return start;
             }
             self.stats.dropped_before_start += 1;
@@ -659,6 +719,9 @@ impl Segmenter {
     fn start_segment(&mut self, pts: u64, pid: u16, keyframe: bool, out: &mut Vec<Segment>) {
         if let Some(cur) = self.cur.take() {
             out.push(self.emit(cur, Some(pts)));
+            // Only the first segment is trimmed.
+            self.trim = None;
+            self.skipping.clear();
         }
         for es in &mut self.program.streams {
             es.segment_min_step = None;
@@ -666,10 +729,14 @@ impl Segmenter {
         match &mut self.grid {
             Some(grid) if grid.offset(pts) < PTS_WRAP / 2 => grid.advance(pts, self.target),
             _ => {
-                self.grid = Some(Grid {
-                    origin: pts,
-                    next: self.target,
-                })
+                // A fixed origin serves only PTS at or after it.
+                let origin = self
+                    .grid_origin
+                    .filter(|&o| pts.wrapping_sub(o) & PTS_MASK < PTS_WRAP / 2)
+                    .unwrap_or(pts);
+                let mut grid = Grid { origin, next: 0 };
+                grid.advance(pts, self.target);
+                self.grid = Some(grid);
             }
         }
         // Packets are accepted while the length is below the limit: one may cross it.
@@ -1191,6 +1258,42 @@ mod tests {
         let mut s = Segmenter::keyframes_only(secs(1.0));
         s.push(&ts.bytes(), &mut out);
         assert!(s.finish().is_none());
+    }
+
+    #[test]
+    fn keyframes_only_trims_sound_from_before_the_first_keyframe() {
+        let mut ts = Ts::av();
+        ts.frame(V, BASE, true);
+        // Sound from before the keyframe that the muxer put after it, with a continuation.
+        ts.0.push(pes(A, BASE - 9000, false));
+        ts.0.push(cont(A));
+        ts.0.push(pes(A, BASE + 1000, false));
+        for f in 1..60u64 {
+            ts.frame(V, BASE + f * 3600, f % 25 == 0);
+            // Later sound from before a keyframe stays: only the first segment is trimmed.
+            ts.0.push(pes(A, BASE + f * 3600 - 9000, false));
+        }
+        let mut s = Segmenter::keyframes_only(secs(1.0));
+        let mut out = Vec::new();
+        s.push(&ts.bytes(), &mut out);
+        out.extend(s.finish());
+        check_invariants(&out);
+        let audio_pts = |seg: &Segment| -> Vec<u64> {
+            packets(seg)
+                .iter()
+                .filter(|p| p.pid == A && p.pusi)
+                .filter_map(|p| pes::pts(p.payload))
+                .collect()
+        };
+        assert_eq!(
+            audio_pts(&out[0])[..2],
+            [BASE + 1000, BASE + 3 * 3600 - 9000]
+        );
+        // The PES at BASE - 9000 (two packets), BASE - 5400 and BASE - 1800.
+        assert_eq!(s.stats().trimmed, 4);
+        assert_eq!(audio_pts(&out[1])[0], BASE + 25 * 3600 - 9000);
+        // The timed segmenter keeps what the muxer put after the keyframe.
+        assert_eq!(audio_pts(&run(&ts.bytes(), secs(1.0))[0])[0], BASE - 9000);
     }
 
     #[test]
