@@ -1,4 +1,4 @@
-//! Fuzz target: arbitrary bytes (after three config bytes) through the segmenter, invariants checked.
+//! Fuzz target: arbitrary bytes (after three config bytes) through both kinds of segmenter, invariants checked.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

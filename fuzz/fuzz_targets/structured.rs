@@ -1,4 +1,4 @@
-//! Fuzz target: TS built from real and synthesized packets with mutated fields, cut into random chunks.
+//! Fuzz target: TS built from real and synthesized packets with mutated fields, cut into random chunks, both kinds of cuts.
 #![no_main]
 
 use std::time::Duration;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::packet::{PACKET_SIZE, Packet, SYNC_BYTE};
 use super::{
-    MAX_PTS_STEP, MAX_SEGMENT_BYTES, MIN_SEGMENT_PACKETS, Segment, Segmenter, Stats, pes, psi,
+    Cuts, MAX_PTS_STEP, MAX_SEGMENT_BYTES, MIN_SEGMENT_PACKETS, Segment, Segmenter, Stats, pes, psi,
 };
 
 /// Packets a segment may hold beyond `MAX_SEGMENT_BYTES`: the one that crossed the limit.
@@ -13,14 +13,24 @@ const OVERSHOOT_BYTES: usize = PACKET_SIZE;
 /// Inserted packets at the head of every segment (PAT, PMT).
 const HEAD_PACKETS: usize = 2;
 
-/// Feeds `input` to a fresh segmenter in chunks of the given lengths (the rest in one piece), then
-/// finishes; lengths beyond the input are clamped.
+/// Feeds `input` to a fresh segmenter (cutting with [`Cuts::KeyframesOrTime`]) in chunks of the
+/// given lengths (the rest in one piece), then finishes; lengths beyond the input are clamped.
 pub fn run_split(
     target: Duration,
     input: &[u8],
     chunk_lens: impl IntoIterator<Item = usize>,
 ) -> (Vec<Segment>, Stats) {
-    let mut s = Segmenter::new(target);
+    run_split_with(Cuts::KeyframesOrTime, target, input, chunk_lens)
+}
+
+/// [`run_split`] with a segmenter that cuts as `cuts` says.
+pub fn run_split_with(
+    cuts: Cuts,
+    target: Duration,
+    input: &[u8],
+    chunk_lens: impl IntoIterator<Item = usize>,
+) -> (Vec<Segment>, Stats) {
+    let mut s = Segmenter::with_cuts(target, cuts);
     let mut out = Vec::new();
     let mut rest = input;
     for len in chunk_lens {
@@ -33,15 +43,32 @@ pub fn run_split(
     (out, s.stats())
 }
 
-/// Runs `input` in one piece and split at `chunk_lens`, checks the first output with
-/// [`check_segments`] and that the chunking changed nothing, stats included. Returns the segments.
+/// Runs `input` in one piece and split at `chunk_lens` through both kinds of [`Cuts`], checks each
+/// whole output with [`check_segments_with`] (and [`check_keyframes_only`] and
+/// [`check_renumbered`] for [`Cuts::KeyframesOnly`])
+/// and that the chunking changed nothing, stats included. Returns the segments of
+/// [`Cuts::KeyframesOrTime`].
 pub fn stream_case(
     target: Duration,
     input: &[u8],
     chunk_lens: &[usize],
 ) -> Result<Vec<Segment>, String> {
-    let (whole, stats) = run_split(target, input, []);
-    check_segments(input, &whole)?;
+    let only = cuts_case(Cuts::KeyframesOnly, target, input, chunk_lens)
+        .map_err(|e| format!("cutting at keyframes only: {e}"))?;
+    check_keyframes_only(&only.0, only.1)
+        .and_then(|()| check_renumbered(&only.0))
+        .map_err(|e| format!("cutting at keyframes only: {e}"))?;
+    cuts_case(Cuts::KeyframesOrTime, target, input, chunk_lens).map(|(segments, _)| segments)
+}
+
+fn cuts_case(
+    cuts: Cuts,
+    target: Duration,
+    input: &[u8],
+    chunk_lens: &[usize],
+) -> Result<(Vec<Segment>, Stats), String> {
+    let (whole, stats) = run_split_with(cuts, target, input, []);
+    check_segments_with(cuts, input, &whole)?;
     if stats.skipped_bytes > input.len() as u64 {
         return Err(format!(
             "skipped {} bytes of {}",
@@ -49,14 +76,42 @@ pub fn stream_case(
             input.len()
         ));
     }
-    let (split, split_stats) = run_split(target, input, chunk_lens.iter().copied());
+    let (split, split_stats) = run_split_with(cuts, target, input, chunk_lens.iter().copied());
     same_segments(&whole, &split).map_err(|e| format!("chunking changed the result: {e}"))?;
     if split_stats != stats {
         return Err(format!(
             "chunking changed the stats: {stats:?} versus {split_stats:?}"
         ));
     }
-    Ok(whole)
+    Ok((whole, stats))
+}
+
+/// Checks what [`Cuts::KeyframesOnly`] adds: a segment whose PMT lists video starts with a
+/// keyframe unless [`MAX_SEGMENT_BYTES`] forced its cut (`stats` counts those).
+pub fn check_keyframes_only(segments: &[Segment], stats: Stats) -> Result<(), String> {
+    let mut unkeyed = 0u64;
+    for seg in segments.iter().filter(|seg| !seg.starts_with_keyframe) {
+        let mut head = seg.bytes.chunks_exact(PACKET_SIZE).skip(1);
+        // The segmenter follows video only on a PID that is not PAT, null or the PMT's own.
+        let has_video = head.next().and_then(Packet::parse).is_some_and(|pmt| {
+            psi::parse_pmt(pmt.payload).is_some_and(|info| {
+                info.streams
+                    .iter()
+                    .any(|es| es.is_video() && ![0, 0x1FFF, pmt.pid].contains(&es.pid))
+            })
+        });
+        if has_video {
+            unkeyed += 1;
+        }
+    }
+    if unkeyed > stats.forced_cuts {
+        return Err(format!(
+            "{unkeyed} segments of a program with video start without a keyframe, but only {} \
+             cuts were forced by size",
+            stats.forced_cuts
+        ));
+    }
+    Ok(())
 }
 
 /// Bytes at the start of a [`raw_case`] input that pick the target and the chunking.
@@ -112,6 +167,17 @@ fn is_null_packet(p: &[u8]) -> bool {
 }
 
 pub fn check_segments(input: &[u8], segments: &[Segment]) -> Result<(), String> {
+    check_segments_with(Cuts::KeyframesOrTime, input, segments)
+}
+
+/// [`check_segments`] for the output of a segmenter that cuts as `cuts` says: with
+/// [`Cuts::KeyframesOnly`] packets match input packets up to their continuity counter, which
+/// [`check_renumbered`] checks instead.
+pub fn check_segments_with(cuts: Cuts, input: &[u8], segments: &[Segment]) -> Result<(), String> {
+    let same: fn(&[u8], &[u8]) -> bool = match cuts {
+        Cuts::KeyframesOrTime => |a, b| a == b,
+        Cuts::KeyframesOnly => same_but_continuity,
+    };
     let total: usize = segments.iter().map(|s| s.bytes.len()).sum();
     let bound = input.len() + segments.len() * MIN_SEGMENT_PACKETS * PACKET_SIZE;
     if total > bound {
@@ -140,7 +206,7 @@ pub fn check_segments(input: &[u8], segments: &[Segment]) -> Result<(), String> 
         let mut packets = all[..body_end].iter().copied();
         let heads: Vec<&[u8]> = packets.by_ref().take(HEAD_PACKETS).collect();
         for (k, p) in packets.enumerate() {
-            let Some(at) = find_packet(input, cursor, p) else {
+            let Some(at) = find_packet(input, cursor, p, same) else {
                 return Err(fail(format!(
                     "packet {} is not an input packet after offset {cursor} (invented, reordered or \
                      duplicated)",
@@ -153,7 +219,9 @@ pub fn check_segments(input: &[u8], segments: &[Segment]) -> Result<(), String> 
                 // search backwards from there first. (Not only there: with repeated input the match
                 // for the start packet may be an earlier copy than the one the segmenter took.)
                 for head in &heads {
-                    if !rfind_packet(&input[..at], head) && find_packet(input, at, head).is_none() {
+                    if !rfind_packet(&input[..at], head, same)
+                        && find_packet(input, at, head, same).is_none()
+                    {
                         return Err(fail("inserted PAT/PMT is not an input packet".into()));
                     }
                 }
@@ -222,21 +290,66 @@ fn check_one(seg: &Segment, index: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Offset of the first copy of `packet` in `input` at or after `from`.
-fn find_packet(input: &[u8], from: usize, packet: &[u8]) -> Option<usize> {
+/// Offset of the first copy of `packet` in `input` at or after `from`, by `same`.
+fn find_packet(
+    input: &[u8],
+    from: usize,
+    packet: &[u8],
+    same: fn(&[u8], &[u8]) -> bool,
+) -> Option<usize> {
     let first = *packet.first()?;
     let last = input.len().checked_sub(packet.len())?;
-    (from..=last).find(|&i| input[i] == first && input[i..i + packet.len()] == *packet)
+    (from..=last).find(|&i| input[i] == first && same(&input[i..i + packet.len()], packet))
 }
 
-/// Whether `input` contains a copy of `packet`, searching from the end.
-fn rfind_packet(input: &[u8], packet: &[u8]) -> bool {
+/// Whether `input` contains a copy of `packet` by `same`, searching from the end.
+fn rfind_packet(input: &[u8], packet: &[u8], same: fn(&[u8], &[u8]) -> bool) -> bool {
     let (Some(&first), Some(last)) = (packet.first(), input.len().checked_sub(packet.len())) else {
         return false;
     };
     (0..=last)
         .rev()
-        .any(|i| input[i] == first && input[i..i + packet.len()] == *packet)
+        .any(|i| input[i] == first && same(&input[i..i + packet.len()], packet))
+}
+
+/// Whether two packets are the same but for the continuity counter (byte 3's low nibble).
+fn same_but_continuity(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && a.len() > 4
+        && a[..3] == b[..3]
+        && a[3] & 0xF0 == b[3] & 0xF0
+        && a[4..] == b[4..]
+}
+
+/// Checks [`Cuts::KeyframesOnly`]'s numbering: in every segment, on every PID but the null
+/// PID, the packets with payload count 0, 1, 2, ... (mod 16) and those without repeat the
+/// count (15 before the first).
+pub fn check_renumbered(segments: &[Segment]) -> Result<(), String> {
+    for seg in segments {
+        let mut counts: Vec<(u16, u8)> = Vec::new();
+        for (k, p) in seg.bytes.chunks_exact(PACKET_SIZE).enumerate() {
+            let pid = u16::from(p[1] & 0x1F) << 8 | u16::from(p[2]);
+            if pid == 0x1FFF {
+                continue;
+            }
+            let i = counts.iter().position(|&(q, _)| q == pid).unwrap_or_else(|| {
+                counts.push((pid, 0x0F));
+                counts.len() - 1
+            });
+            if p[3] & 0x10 != 0 {
+                counts[i].1 = (counts[i].1 + 1) & 0x0F;
+            }
+            if p[3] & 0x0F != counts[i].1 {
+                return Err(format!(
+                    "segment {}: packet {k} on PID {pid} has continuity counter {}, not {}",
+                    seg.sequence,
+                    p[3] & 0x0F,
+                    counts[i].1
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Checks that two runs gave the same segments, field by field and byte by byte.

@@ -25,16 +25,32 @@
 //!   buffer flags, so this is the only reliable signal) and `elapsed >= target - slack`: the encoder
 //!   puts keyframes at multiples of the target, but frame timing jitters by a frame; or
 //! - the program has no video and the PES is at or past the next point of a fixed grid,
-//!   `first segment's pts_start + n * target` (so audio-frame overshoot does not accumulate, and
-//!   runs started at different multiples of the target cut at the same media times); or
-//! - the program has video and `elapsed >= target + slack` (video stopped or the GOP is longer than
-//!   the target): such a segment has `starts_with_keyframe == false`; or
+//!   `first segment's pts_start + n * target`, or `origin + n * target` with
+//!   [`Segmenter::with_grid_origin`] (so audio-frame overshoot does not accumulate, and runs
+//!   started at different multiples of the target cut at the same media times); or
+//! - with [`Cuts::KeyframesOrTime`] only: the program has video and `elapsed >= target + slack`
+//!   (video stopped or the GOP is longer than the target): such a segment has
+//!   `starts_with_keyframe == false`; or
 //! - the segment has reached [`MAX_SEGMENT_BYTES`]; until such a PES start comes, further packets
 //!   are dropped and counted in [`Stats::dropped_oversize`].
 //!
 //! A PES start without a PTS never cuts. The first segment starts at the first video keyframe
-//! (earlier packets are dropped), or at the first PES start if the program has no video, or at a PES
-//! start once `target + slack` has passed since the first PES without any keyframe.
+//! (earlier packets are dropped), or at the first PES start if the program has no video, or, with
+//! [`Cuts::KeyframesOrTime`] only, at a PES start once `target + slack` has passed since the first
+//! PES without any keyframe.
+//!
+//! **Cuts.** [`Segmenter::new`] cuts with [`Cuts::KeyframesOrTime`], for an encoder told to put
+//! keyframes every `target`. [`Segmenter::keyframes_only`] cuts with [`Cuts::KeyframesOnly`], for
+//! a source passed through and planned from its own keyframes: while the program has video, a
+//! segment starts without a keyframe only when [`MAX_SEGMENT_BYTES`] forces the cut, so a GOP
+//! longer than the target makes one long segment, as the keyframe plan has it.
+//!
+//! **Trim.** With [`Cuts::KeyframesOnly`] the first segment also leaves out every PES on a stream
+//! other than video whose PTS comes before the first keyframe's DTS (its PTS without one), with
+//! its continuation packets, counted in [`Stats::trimmed`]. mpegtsmux orders by DTS, so a run
+//! from the start has that sound ahead of the keyframe, in the segment before; at the start of a
+//! run that seeked it may put some of it after the keyframe (seen: a second of sound with a
+//! Matroska source), which would play twice where the two runs' segments meet.
 //!
 //! **Timestamps.** A PTS difference up to [`MAX_PTS_STEP`] forwards is elapsed time; up to
 //! `MAX_PTS_STEP` backwards (B-frames, audio/video interleaving) counts as zero; anything else is a
@@ -51,6 +67,14 @@
 //! carried right before a cut are left out, so the head is never duplicated; those inside a segment
 //! stay. Inserted PSI packets keep their continuity counters: demuxers accept a repeated CC on PSI,
 //! and players reset their state at segment boundaries anyway.
+//!
+//! **Renumbering.** With [`Cuts::KeyframesOnly`] the continuity counters are rewritten so that a
+//! segment's bytes do not depend on where the muxer started: in every segment, on every PID but
+//! the null PID, the packets with payload count 0, 1, 2, ... (mod 16) and packets without payload
+//! repeat the count (15 before the first). Segments of different runs then splice byte-exact;
+//! a player reading segments in order sees the counter jump at a boundary, as after a seek, and
+//! since every PID starts a fresh PES there (mpegtsmux writes each PES whole), nothing is lost
+//! (ffmpeg 5.1 and GStreamer 1.22 decode such a stream frame for frame as the original).
 //!
 //! **Checks.** [`check`] states what every output keeps whatever the input; the unit tests, the
 //! corpus replay (`tests/segmenter_corpus.rs`) and the fuzz targets (`fuzz/`) all assert it.
@@ -106,6 +130,15 @@ const NULL_PACKET: [u8; PACKET_SIZE] = {
     p
 };
 
+/// Where a stream with video may be cut (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cuts {
+    /// At keyframes, and at any PES start once `target + slack` has passed without one.
+    KeyframesOrTime,
+    /// At keyframes only (and where [`MAX_SEGMENT_BYTES`] forces a cut).
+    KeyframesOnly,
+}
+
 /// Capacity for the first segment's buffer; later ones reserve about the size of the previous one.
 const INITIAL_SEGMENT_CAPACITY: usize = 256 << 10;
 
@@ -137,6 +170,9 @@ pub struct Stats {
     pub dropped_oversize: u64,
     /// Cuts forced by `MAX_SEGMENT_BYTES`.
     pub forced_cuts: u64,
+    /// Packets the first segment of a keyframes-only run left out, as sound from before its
+    /// keyframe.
+    pub trimmed: u64,
 }
 
 /// An elementary stream of the program, with the timing needed to estimate a last frame's length.
@@ -270,6 +306,7 @@ impl Source<'_> {
 pub struct Segmenter {
     target: u64,
     slack: u64,
+    cuts: Cuts,
     max_segment_bytes: usize,
     carry: [u8; MAX_CARRY_BYTES],
     carry_len: usize,
@@ -280,6 +317,12 @@ pub struct Segmenter {
     first_pts: Option<u64>,
     /// Where audio-only cuts fall (see [`Grid`]).
     grid: Option<Grid>,
+    /// The PTS audio-only grids start from, if fixed (see [`Segmenter::with_grid_origin`]).
+    grid_origin: Option<u64>,
+    /// While the first segment of a keyframes-only run lasts: its keyframe's decode time.
+    trim: Option<u64>,
+    /// PIDs whose current PES is being left out (see [`Segmenter::trims`]).
+    skipping: Vec<u16>,
     cur: Option<Current>,
     next_sequence: u64,
     capacity_hint: usize,
@@ -289,10 +332,30 @@ pub struct Segmenter {
 impl Segmenter {
     /// `target` is the segment duration the encoder was told to put keyframes at.
     pub fn new(target: std::time::Duration) -> Self {
+        Self::with_cuts(target, Cuts::KeyframesOrTime)
+    }
+
+    /// Cuts only at keyframes at least `target - slack` apart: the plan a passed-through source's
+    /// keyframe index gives.
+    pub fn keyframes_only(target: std::time::Duration) -> Self {
+        Self::with_cuts(target, Cuts::KeyframesOnly)
+    }
+
+    /// Anchors the audio-only grid at PTS `origin` instead of the first segment's start, so that
+    /// runs starting anywhere cut at the same PTS exactly (a PES at or past each grid point),
+    /// not only within an audio frame. PTS before `origin` fall back to the usual anchoring.
+    pub fn with_grid_origin(mut self, origin: u64) -> Self {
+        self.grid_origin = Some(origin & PTS_MASK);
+        self
+    }
+
+    /// Cuts as `cuts` says; for code that runs both kinds (checks, fuzzing).
+    pub fn with_cuts(target: std::time::Duration, cuts: Cuts) -> Self {
         let target = ticks(target.min(MAX_TARGET));
         Segmenter {
             target,
             slack: ticks(CUT_SLACK).min(target / 2),
+            cuts,
             max_segment_bytes: MAX_SEGMENT_BYTES,
             carry: [0; MAX_CARRY_BYTES],
             carry_len: 0,
@@ -300,6 +363,9 @@ impl Segmenter {
             program: Program::default(),
             first_pts: None,
             grid: None,
+            grid_origin: None,
+            trim: None,
+            skipping: Vec::new(),
             cur: None,
             next_sequence: 0,
             capacity_hint: INITIAL_SEGMENT_CAPACITY,
@@ -395,6 +461,8 @@ impl Segmenter {
         self.synced = false;
         self.first_pts = None;
         self.grid = None;
+        self.trim = None;
+        self.skipping.clear();
         let cur = self.cur.take()?;
         Some(self.emit(cur, None))
     }
@@ -459,13 +527,40 @@ impl Segmenter {
             self.on_pmt(bytes, &p);
             return self.keep_or_drop(true);
         }
+        if self.trims(&p) {
+            self.stats.trimmed += 1;
+            return Decision::Drop;
+        }
         if p.pusi
             && let Some(idx) = self.program.streams.iter().position(|es| es.pid == p.pid)
             && let Some(pts) = pes::pts(p.payload)
         {
-            return self.on_pes(idx, p.pid, p.rai, pts);
+            return self.on_pes(idx, p.pid, p.rai, pts, pes::dts(p.payload));
         }
         self.keep_or_drop(false)
+    }
+
+    /// Whether packet `p` belongs to a PES that the first segment of a keyframes-only run
+    /// leaves out: one on a stream other than video whose PTS comes before the first keyframe's
+    /// decode time (see the module documentation).
+    fn trims(&mut self, p: &Packet<'_>) -> bool {
+        let Some(decode) = self.trim else {
+            return false;
+        };
+        if Some(p.pid) == self.program.video_pid {
+            return false;
+        }
+        if p.pusi
+            && let Some(pts) = pes::pts(p.payload)
+        {
+            let early = matches!(elapsed(pts, decode), Elapsed::Ticks(d) if d > 0);
+            self.skipping.retain(|&pid| pid != p.pid);
+            if early {
+                self.skipping.push(p.pid);
+            }
+            return early;
+        }
+        self.skipping.contains(&p.pid)
     }
 
     fn keep_or_drop(&mut self, psi: bool) -> Decision {
@@ -550,7 +645,7 @@ impl Segmenter {
     }
 
     /// A PES with a PTS starts on elementary stream `idx`: apply the cut rule.
-    fn on_pes(&mut self, idx: usize, pid: u16, rai: bool, pts: u64) -> Decision {
+    fn on_pes(&mut self, idx: usize, pid: u16, rai: bool, pts: u64, dts: Option<u64>) -> Decision {
         if let Some(es) = self.program.streams.get_mut(idx) {
             if let Some(Elapsed::Ticks(step)) = es.last_pts.map(|last| elapsed(last, pts))
                 && step > 0
@@ -566,16 +661,20 @@ impl Segmenter {
         let start = Decision::Start { pts, pid, keyframe };
         let Some(cur) = &mut self.cur else {
             let first = *self.first_pts.get_or_insert(pts);
+            let timed = self.cuts == Cuts::KeyframesOrTime;
             let go = match (video, elapsed(first, pts)) {
                 (None, _) => true,
                 (Some(_), _) if keyframe => true,
-                (Some(_), Elapsed::Ticks(e)) => e >= self.target + self.slack,
+                (Some(_), Elapsed::Ticks(e)) => timed && e >= self.target + self.slack,
                 (Some(_), Elapsed::Discontinuity) => {
                     self.first_pts = Some(pts);
                     false
                 }
             };
             if go && ready {
+                if keyframe && self.cuts == Cuts::KeyframesOnly {
+                    self.trim = Some(dts.unwrap_or(pts));
+                }
                 return start;
             }
             self.stats.dropped_before_start += 1;
@@ -588,7 +687,9 @@ impl Segmenter {
                 (Some(_), Elapsed::Discontinuity) => keyframe,
                 (None, Elapsed::Discontinuity) => true,
                 (Some(_), Elapsed::Ticks(e)) if keyframe => e >= self.target - self.slack,
-                (Some(_), Elapsed::Ticks(e)) => e >= self.target + self.slack,
+                (Some(_), Elapsed::Ticks(e)) => {
+                    self.cuts == Cuts::KeyframesOrTime && e >= self.target + self.slack
+                }
                 (None, Elapsed::Ticks(_)) => self.grid.is_none_or(|g| g.due(pts)),
             };
         if cut && ready {
@@ -618,6 +719,9 @@ impl Segmenter {
     fn start_segment(&mut self, pts: u64, pid: u16, keyframe: bool, out: &mut Vec<Segment>) {
         if let Some(cur) = self.cur.take() {
             out.push(self.emit(cur, Some(pts)));
+            // Only the first segment is trimmed.
+            self.trim = None;
+            self.skipping.clear();
         }
         for es in &mut self.program.streams {
             es.segment_min_step = None;
@@ -625,10 +729,14 @@ impl Segmenter {
         match &mut self.grid {
             Some(grid) if grid.offset(pts) < PTS_WRAP / 2 => grid.advance(pts, self.target),
             _ => {
-                self.grid = Some(Grid {
-                    origin: pts,
-                    next: self.target,
-                })
+                // A fixed origin serves only PTS at or after it.
+                let origin = self
+                    .grid_origin
+                    .filter(|&o| pts.wrapping_sub(o) & PTS_MASK < PTS_WRAP / 2)
+                    .unwrap_or(pts);
+                let mut grid = Grid { origin, next: 0 };
+                grid.advance(pts, self.target);
+                self.grid = Some(grid);
             }
         }
         // Packets are accepted while the length is below the limit: one may cross it.
@@ -653,6 +761,9 @@ impl Segmenter {
     fn emit(&mut self, cur: Current, next_start: Option<u64>) -> Segment {
         let mut buf = cur.buf;
         buf.truncate(buf.len().saturating_sub(cur.tail_psi));
+        if self.cuts == Cuts::KeyframesOnly {
+            renumber(&mut buf);
+        }
         // GStreamer's HLS demuxer needs four packets to find the packet alignment of a segment;
         // a final segment can be shorter (PAT, PMT, one packet of audio): pad it with null packets.
         while buf.len() < MIN_SEGMENT_PACKETS * PACKET_SIZE {
@@ -719,6 +830,32 @@ impl Grid {
         self.next = (self.offset(pts) / target)
             .saturating_add(1)
             .saturating_mul(target);
+    }
+}
+
+/// Rewrites the continuity counters of a segment's packets (see the module documentation).
+fn renumber(buf: &mut [u8]) {
+    // A segment carries a handful of PIDs: a short list beats a table of 8192.
+    let mut counts: Vec<(u16, u8)> = Vec::with_capacity(4);
+    for p in buf.chunks_exact_mut(PACKET_SIZE) {
+        let pid = u16::from(p[1] & 0x1F) << 8 | u16::from(p[2]);
+        if pid == NULL_PID {
+            continue;
+        }
+        let i = match counts.iter().position(|&(q, _)| q == pid) {
+            Some(i) => i,
+            None => {
+                counts.push((pid, 0x0F));
+                counts.len() - 1
+            }
+        };
+        let Some((_, count)) = counts.get_mut(i) else {
+            continue;
+        };
+        if p[3] & 0x10 != 0 {
+            *count = (*count + 1) & 0x0F;
+        }
+        p[3] = (p[3] & 0xF0) | *count;
     }
 }
 
@@ -1091,6 +1228,75 @@ mod tests {
     }
 
     #[test]
+    fn keyframes_only_cuts_a_long_gop_nowhere_but_at_its_keyframes() {
+        let mut ts = Ts::av();
+        // Keyframes at 0, 0.6, 3.8 and 4.4 s (a 3.2 s GOP), 40 ms frames, audio beside.
+        let keys = [0, 15, 95, 110];
+        for f in 0..130u64 {
+            ts.frame(V, BASE + f * 3600, keys.contains(&f));
+            ts.0.push(pes(A, BASE + f * 3600, false));
+        }
+        let mut s = Segmenter::keyframes_only(secs(1.0));
+        let mut out = Vec::new();
+        s.push(&ts.bytes(), &mut out);
+        out.extend(s.finish());
+        check_invariants(&out);
+        // 0.6 s is less than 1 s - 0.25 s after 0, and 4.4 s after 3.8 s.
+        assert_eq!(starts(&out), [0.0, 3.8]);
+        assert!(out.iter().all(|seg| seg.starts_with_keyframe));
+        assert_eq!(durations(&out), [3.8, 1.4]);
+        // The timed rule cuts the long GOP without keyframes.
+        let timed = run(&ts.bytes(), secs(1.0));
+        assert_eq!(starts(&timed)[..3], [0.0, 1.28, 2.56]);
+        assert!(!timed[1].starts_with_keyframe);
+
+        // Without any keyframe, nothing starts.
+        let mut ts = Ts::av();
+        for f in 0..100 {
+            ts.frame(V, BASE + f * 3600, false);
+        }
+        let mut s = Segmenter::keyframes_only(secs(1.0));
+        s.push(&ts.bytes(), &mut out);
+        assert!(s.finish().is_none());
+    }
+
+    #[test]
+    fn keyframes_only_trims_sound_from_before_the_first_keyframe() {
+        let mut ts = Ts::av();
+        ts.frame(V, BASE, true);
+        // Sound from before the keyframe that the muxer put after it, with a continuation.
+        ts.0.push(pes(A, BASE - 9000, false));
+        ts.0.push(cont(A));
+        ts.0.push(pes(A, BASE + 1000, false));
+        for f in 1..60u64 {
+            ts.frame(V, BASE + f * 3600, f % 25 == 0);
+            // Later sound from before a keyframe stays: only the first segment is trimmed.
+            ts.0.push(pes(A, BASE + f * 3600 - 9000, false));
+        }
+        let mut s = Segmenter::keyframes_only(secs(1.0));
+        let mut out = Vec::new();
+        s.push(&ts.bytes(), &mut out);
+        out.extend(s.finish());
+        check_invariants(&out);
+        let audio_pts = |seg: &Segment| -> Vec<u64> {
+            packets(seg)
+                .iter()
+                .filter(|p| p.pid == A && p.pusi)
+                .filter_map(|p| pes::pts(p.payload))
+                .collect()
+        };
+        assert_eq!(
+            audio_pts(&out[0])[..2],
+            [BASE + 1000, BASE + 3 * 3600 - 9000]
+        );
+        // The PES at BASE - 9000 (two packets), BASE - 5400 and BASE - 1800.
+        assert_eq!(s.stats().trimmed, 4);
+        assert_eq!(audio_pts(&out[1])[0], BASE + 25 * 3600 - 9000);
+        // The timed segmenter keeps what the muxer put after the keyframe.
+        assert_eq!(audio_pts(&run(&ts.bytes(), secs(1.0))[0])[0], BASE - 9000);
+    }
+
+    #[test]
     fn first_segment_waits_for_a_keyframe_or_gives_up_after_target_plus_slack() {
         let mut ts = Ts::av();
         ts.0.push(pes(A, BASE - 3000, false));
@@ -1399,6 +1605,10 @@ mod tests {
             check_invariants(&segs);
             check::check_segments(&data, &segs).unwrap();
             check::same_segments(&segs, &run(&data, target)).unwrap();
+            let (only, stats) = check::run_split_with(Cuts::KeyframesOnly, target, &data, []);
+            check::check_segments_with(Cuts::KeyframesOnly, &data, &only).unwrap();
+            check::check_keyframes_only(&only, stats).unwrap();
+            check::check_renumbered(&only).unwrap();
         }
     }
 

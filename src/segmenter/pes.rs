@@ -25,13 +25,28 @@ pub fn pts(payload: &[u8]) -> Option<u64> {
     if payload.get(7)? & 0x80 == 0 || *payload.get(8)? < 5 {
         return None;
     }
-    let b = payload.get(9..14)?;
-    let pts = (u64::from(b[0] >> 1 & 0x07) << 30)
-        | (u64::from(b[1]) << 22)
-        | (u64::from(b[2] >> 1) << 15)
-        | (u64::from(b[3]) << 7)
-        | u64::from(b[4] >> 1);
-    Some(pts & PTS_MASK)
+    payload.get(9..14).map(timestamp)
+}
+
+/// The DTS of the PES header at the start of `payload`, if it has one (it then also has a PTS,
+/// which [`pts`] reads).
+pub fn dts(payload: &[u8]) -> Option<u64> {
+    pts(payload)?;
+    if payload.get(7)? & 0xC0 != 0xC0 || *payload.get(8)? < 10 {
+        return None;
+    }
+    payload.get(14..19).map(timestamp)
+}
+
+/// A 33-bit timestamp spread over five bytes with marker bits (which are not checked).
+fn timestamp(b: &[u8]) -> u64 {
+    let byte = |i: usize| u64::from(b.get(i).copied().unwrap_or(0));
+    ((byte(0) >> 1 & 0x07) << 30
+        | byte(1) << 22
+        | (byte(2) >> 1) << 15
+        | byte(3) << 7
+        | byte(4) >> 1)
+        & PTS_MASK
 }
 
 /// Writes a PES header with a PTS (test helper shared with the segmenter tests).
@@ -65,6 +80,17 @@ mod tests {
         for v in [0, 1, 324_000_000, PTS_MASK, 0x1_2345_6789] {
             assert_eq!(pts(&header_with_pts(0xE0, v)), Some(v));
         }
+    }
+
+    #[test]
+    fn reads_a_dts_only_where_there_is_one() {
+        let mut h = [0u8; 19];
+        h[..14].copy_from_slice(&header_with_pts(0xE0, 9000));
+        assert_eq!(dts(&h), None);
+        h[7] = 0xC0;
+        h[8] = 10;
+        h[14..].copy_from_slice(&header_with_pts(0xE0, 5400)[9..]);
+        assert_eq!((pts(&h), dts(&h)), (Some(9000), Some(5400)));
     }
 
     #[test]

@@ -26,6 +26,9 @@ use probe::DEMO_DURATION;
 pub use probe::{AudioCodec, Codecs, Probe, VideoCodec, probe};
 pub use registry::{RegistryEnv, registry_env};
 
+/// The PTS mpegtsmux gives running time 0 (it starts its clock at one hour).
+const MUX_CLOCK_BASE: u64 = 3600 * crate::segmenter::PTS_HZ;
+
 /// Name of the application message that asks the bus thread to stop the pipeline.
 const STOP_MESSAGE: &str = "hlss-stop";
 /// Pipelines whose bus thread has not yet set them to NULL.
@@ -53,6 +56,25 @@ pub enum TranscodeError {
     NotMedia(String),
     #[error("transcoding failed: {0}")]
     Failed(String),
+}
+
+/// What a direct run does with the source's audio (its video always passes through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectAudio {
+    /// AAC passes through as it is; any other audio is encoded to AAC.
+    Pass,
+    /// Every audio stream is decoded and encoded to AAC (for AAC players may not decode).
+    Encode,
+}
+
+/// How a run treats the source's streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Decode everything, encode H.264 and AAC with keyframes on the segment grid.
+    Transcode,
+    /// Pass H.264 (and AAC, as [`DirectAudio`] says) through undecoded; cut at the source's
+    /// keyframes.
+    Direct(DirectAudio),
 }
 
 /// Where a running transcode delivers its results. `segment` runs on GStreamer's streaming thread;
@@ -86,17 +108,62 @@ impl Transcode {
         origin: Option<Duration>,
         output: Arc<dyn Output>,
     ) -> Result<Transcode, TranscodeError> {
+        Self::launch(source, settings, Mode::Transcode, at, origin, output)
+    }
+
+    /// Starts a direct run: the source's H.264 video passes through undecoded (and its AAC
+    /// audio, per `audio`) and is cut only at its own keyframes, the first cut at least
+    /// `settings.segment - slack` after the previous (the segmenter's rule; see
+    /// [`Segmenter::keyframes_only`]). `at` is the PTS, in media time, of the keyframe that
+    /// starts the run's first segment (for a file without video, the start of the audio frame
+    /// where the segmenter's grid cuts); `origin` is the media time of the first segment's
+    /// start (the first keyframe). Output running time is media time minus `origin`, so the
+    /// segment starting at keyframe `at` has the same PTS (`at - origin` + the muxer's hour)
+    /// whichever run made it. The source must be a file with H.264 video or with audio only;
+    /// other video fails the run (eligibility is the caller's to decide). Blocking: call off the
+    /// async runtime.
+    pub fn start_direct(
+        source: &Source,
+        settings: &EncoderSettings,
+        audio: DirectAudio,
+        at: Duration,
+        origin: Duration,
+        output: Arc<dyn Output>,
+    ) -> Result<Transcode, TranscodeError> {
+        let mode = Mode::Direct(audio);
+        Self::launch(source, settings, mode, at, Some(origin), output)
+    }
+
+    fn launch(
+        source: &Source,
+        settings: &EncoderSettings,
+        mode: Mode,
+        at: Duration,
+        origin: Option<Duration>,
+        output: Arc<dyn Output>,
+    ) -> Result<Transcode, TranscodeError> {
         let at = clock_time(at);
         // The demo is endless test sources: the seek's stop position is what ends it.
         let stop = matches!(source, Source::Demo).then(|| clock_time(DEMO_DURATION));
         let known_origin = origin.map(clock_time);
         let origin = known_origin.unwrap_or(gst::ClockTime::ZERO);
+        let direct = matches!(mode, Mode::Direct(_));
         // Close to the origin, reading from the start and dropping what comes before `at` is
-        // as quick as a seek, and exact whatever the demuxer.
-        let seeks = stop.is_some() || at > origin.saturating_add(SEEK_LEAD);
-        let timeline = timeline::Timeline::new(known_origin, at, !seeks);
-        let graph = pipeline::build(source, settings, timeline.clone())?;
-        let segmenter = Arc::new(Mutex::new(Segmenter::new(settings.segment)));
+        // as quick as a seek, and exact whatever the demuxer. A direct run seeks even there:
+        // matroskademux opens with a segment that puts its first block at stream time 0 and
+        // replaces it, a few pictures later, with one where stream time is the block's own
+        // timestamp, as after any seek; the pictures under the first would land a block's
+        // timestamp early and the first keyframe before `at`.
+        let seeks = direct || stop.is_some() || at > origin.saturating_add(SEEK_LEAD);
+        let timeline = timeline::Timeline::new(known_origin, at, !seeks, direct);
+        let graph = pipeline::build(source, settings, mode, timeline.clone())?;
+        let segmenter = Arc::new(Mutex::new(if direct {
+            // Audio alone is cut on a grid from running time 0, so that runs starting anywhere
+            // cut it at the same frames.
+            Segmenter::keyframes_only(settings.segment).with_grid_origin(MUX_CLOCK_BASE)
+        } else {
+            Segmenter::new(settings.segment)
+        }));
 
         let (feed_segmenter, feed_output) = (segmenter.clone(), output.clone());
         graph.appsink.set_callbacks(

@@ -1,4 +1,4 @@
-//! Builds the GStreamer graph: source → decode → H.264 / AAC encoders → mpegtsmux → appsink.
+//! Builds the GStreamer graph: source → decode → encoders (or parsers) → mpegtsmux → appsink.
 
 use std::sync::Arc;
 
@@ -6,12 +6,22 @@ use gst::prelude::*;
 use parking_lot::Mutex;
 
 use super::timeline::Timeline;
-use super::{TranscodeError, keyframes, picture};
+use super::{DirectAudio, Mode, TranscodeError, keyframes, picture};
 use crate::config::EncoderSettings;
 use crate::library::Source;
 
 /// Output sample rate; every AAC decoder handles it and it avoids odd source rates.
 const AUDIO_RATE: i32 = 48_000;
+
+/// mpegtsmux's PCR interval in a direct run, in 90 kHz ticks. The muxer writes a PCR on a video
+/// packet once this much has passed since the last one, so with the default (40 ms) which frames
+/// carry one depends on where the run started (at 30 fps, every other frame from the first). One
+/// tick puts a PCR on the first packet of every picture, whatever the run.
+const DIRECT_PCR_INTERVAL: u32 = 1;
+/// mpegtsmux's PAT and PMT interval in a direct run: as rarely as it allows (13 h). The segmenter
+/// puts both at the head of every segment; repeats inside a segment would fall at times counted
+/// from the run's start and make segments differ between runs.
+const DIRECT_PSI_INTERVAL: u32 = u32::MAX;
 
 pub(super) struct Graph {
     pub pipeline: gst::Pipeline,
@@ -30,14 +40,23 @@ pub(super) fn make(factory: &'static str) -> Result<gst::Element, TranscodeError
 pub(super) fn build(
     source: &Source,
     settings: &EncoderSettings,
+    mode: Mode,
     timeline: Arc<Timeline>,
 ) -> Result<Graph, TranscodeError> {
     let branch = Branch {
         settings: settings.clone(),
+        mode,
         timeline,
     };
     let pipeline = gst::Pipeline::new();
-    let mux = gst::ElementFactory::make("mpegtsmux")
+    let mut mux = gst::ElementFactory::make("mpegtsmux");
+    if let Mode::Direct(_) = mode {
+        mux = mux
+            .property("pcr-interval", DIRECT_PCR_INTERVAL)
+            .property("pat-interval", DIRECT_PSI_INTERVAL)
+            .property("pmt-interval", DIRECT_PSI_INTERVAL);
+    }
+    let mux = mux
         .build()
         .map_err(|_| TranscodeError::MissingElement("mpegtsmux"))?;
     let appsink = gst_app::AppSink::builder()
@@ -49,9 +68,14 @@ pub(super) fn build(
         .map_err(failed)?;
     mux.link(&appsink).map_err(failed)?;
 
-    match source {
-        Source::Demo => build_demo(&pipeline, &mux, &branch)?,
-        Source::File(path) => build_file(&pipeline, &mux, branch, path)?,
+    match (source, mode) {
+        (Source::Demo, Mode::Transcode) => build_demo(&pipeline, &mux, &branch)?,
+        (Source::Demo, Mode::Direct(_)) => {
+            return Err(failed(
+                "the demo is made on the fly: there is nothing to pass through",
+            ));
+        }
+        (Source::File(path), _) => build_file(&pipeline, &mux, branch, path)?,
     }
     Ok(Graph { pipeline, appsink })
 }
@@ -64,6 +88,7 @@ fn failed(err: impl std::fmt::Display) -> TranscodeError {
 #[derive(Clone)]
 struct Branch {
     settings: EncoderSettings,
+    mode: Mode,
     timeline: Arc<Timeline>,
 }
 
@@ -149,6 +174,14 @@ fn build_file(
         .property("uri", uri.as_str())
         .build()
         .map_err(|_| TranscodeError::MissingElement("uridecodebin"))?;
+    if let Mode::Direct(audio) = branch.mode {
+        // Autoplugging stops at the first pad whose caps match: coded streams that pass through
+        // leave the demuxer as they are, everything else is decoded as usual.
+        let raw: gst::Caps = decode.property("caps");
+        let mut caps = passthrough_caps(audio);
+        caps.merge(raw);
+        decode.set_property("caps", caps);
+    }
     pipeline.add(&decode).map_err(failed)?;
 
     let linked = Arc::new(Mutex::new(Linked::default()));
@@ -200,13 +233,27 @@ fn link_decoded(
         .structure(0)
         .map(|s| s.name().to_string())
         .unwrap_or_default();
+    let direct = matches!(branch.mode, Mode::Direct(_));
     let mut linked = linked.lock();
     let sink = if media.starts_with("video/") && !linked.video {
         linked.video = true;
-        video_branch(pipeline, mux, branch)?
+        branch.timeline.has_video();
+        match (direct, media.as_str()) {
+            (false, _) => video_branch(pipeline, mux, branch)?,
+            (true, H264) => direct_video_branch(pipeline, mux, branch)?,
+            (true, _) => {
+                return Err(failed(
+                    "a direct run needs H.264 video; this video can only be transcoded",
+                ));
+            }
+        }
     } else if media.starts_with("audio/") && !linked.audio {
         linked.audio = true;
-        audio_branch(pipeline, mux, branch)?
+        if direct && media == AAC {
+            direct_audio_branch(pipeline, mux, branch)?
+        } else {
+            audio_branch(pipeline, mux, branch)?
+        }
     } else {
         // Extra tracks, subtitles: consumed so decodebin never sees not-linked.
         let sink = gst::ElementFactory::make("fakesink")
@@ -221,6 +268,20 @@ fn link_decoded(
     };
     pad.link(&sink).map_err(failed)?;
     Ok(())
+}
+
+/// Media types that pass through a direct run.
+const H264: &str = "video/x-h264";
+const AAC: &str = "audio/mpeg";
+
+/// What uridecodebin hands over undecoded in a direct run: H.264 always, AAC unless it is to be
+/// encoded again (an AAC profile players may lack, say).
+fn passthrough_caps(audio: DirectAudio) -> gst::Caps {
+    let mut caps = gst::Caps::new_empty_simple(H264);
+    if audio == DirectAudio::Pass {
+        caps.merge(gst::Caps::builder(AAC).field("mpegversion", 4i32).build());
+    }
+    caps
 }
 
 /// Adds `elements` to the pipeline, links them in a chain, brings them to the pipeline's state
@@ -289,6 +350,40 @@ fn video_branch(
         keyframes::force_at_boundaries(&src, gst::ClockTime::from_nseconds(segment_ns(settings)));
     }
     Ok(sink)
+}
+
+/// Direct video: queue → h264parse → capsfilter (Annex B, whole pictures) → mux. The parser
+/// puts SPS and PPS before every IDR, so each segment decodes on its own, and turns MP4's and
+/// Matroska's length-prefixed NAL units into the byte stream MPEG-TS carries.
+fn direct_video_branch(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    branch: &Branch,
+) -> Result<gst::Pad, TranscodeError> {
+    let parse = gst::ElementFactory::make("h264parse")
+        .property("config-interval", -1i32)
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("h264parse"))?;
+    let annex_b = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder(H264)
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build(),
+        )
+        .build()
+        .map_err(|_| TranscodeError::MissingElement("capsfilter"))?;
+    add_chain(pipeline, mux, branch, &[make("queue")?, parse, annex_b])
+}
+
+/// Direct audio: queue → aacparse → mux, which frames raw AAC as ADTS itself.
+fn direct_audio_branch(
+    pipeline: &gst::Pipeline,
+    mux: &gst::Element,
+    branch: &Branch,
+) -> Result<gst::Pad, TranscodeError> {
+    add_chain(pipeline, mux, branch, &[make("queue")?, make("aacparse")?])
 }
 
 fn segment_ns(settings: &EncoderSettings) -> u64 {

@@ -22,6 +22,11 @@ pub(super) struct Timeline {
     /// Whether buffers before `at` are dropped: from the start for a run that reads from the
     /// origin, from its seek for one that seeks (its first preroll must not wait for `at`).
     dropping: AtomicBool,
+    /// Whether the streams pass through undecoded (see [`before_start`]).
+    direct: bool,
+    /// Whether a video branch exists. decodebin links every stream before any data flows, so
+    /// the first buffer on any branch sees the final value.
+    video: AtomicBool,
     landing: Mutex<Landing>,
 }
 
@@ -50,13 +55,21 @@ impl Timeline {
         origin: Option<gst::ClockTime>,
         at: gst::ClockTime,
         dropping: bool,
+        direct: bool,
     ) -> Arc<Timeline> {
         Arc::new(Timeline {
             origin: Mutex::new(origin),
             at,
             dropping: AtomicBool::new(dropping),
+            direct,
+            video: AtomicBool::new(false),
             landing: Mutex::new(Landing::default()),
         })
+    }
+
+    /// Records that the run has a video branch (call before its data flows).
+    pub(super) fn has_video(&self) {
+        self.video.store(true, Ordering::Release);
     }
 
     /// Anchors the branch whose first sink pad is `pad`: rewrites every time segment so that
@@ -149,12 +162,22 @@ impl Timeline {
         let end = start.saturating_add(buffer.duration().unwrap_or(gst::ClockTime::ZERO));
         let video = pad
             .current_caps()
-            .and_then(|caps| caps.structure(0).map(|s| s.name().starts_with("video/")));
-        if before_start(start, end, video.unwrap_or(false), self.at) {
+            .and_then(|caps| caps.structure(0).map(|s| s.name().starts_with("video/")))
+            .unwrap_or(false);
+        let kind = match (self.direct, video) {
+            (false, video) => Kind::Decoded { video },
+            (true, true) => Kind::Coded {
+                keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            },
+            (true, false) if self.video.load(Ordering::Acquire) => Kind::BesideVideo,
+            (true, false) => Kind::AudioOnly,
+        };
+        if before_start(start, end, kind, self.at) {
             // Handled: the binding releases the buffer (with Drop it would be unreffed twice).
             gst::PadProbeReturn::Handled
         } else {
-            // Decoded timestamps only grow: the rest passes unexamined until the next flush.
+            // Decoded timestamps only grow, and coded pictures follow their keyframe: the rest
+            // passes unexamined until the next flush.
             branch.through = true;
             gst::PadProbeReturn::Ok
         }
@@ -185,16 +208,44 @@ impl Timeline {
     }
 }
 
-/// Whether a buffer from `start` to `end` (media time) comes before a run starting at `at`. A
-/// picture belongs to the segment its start falls in; a sound buffer that reaches past `at` is
-/// kept whole, as a run from the start has it.
+/// What a branch carries, for deciding where its run begins.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// Decoded pictures (`video`) or sound, about to be encoded.
+    Decoded { video: bool },
+    /// Coded pictures passed through, in decode order.
+    Coded { keyframe: bool },
+    /// Sound passed through or encoded beside coded pictures.
+    BesideVideo,
+    /// Sound with no picture in the run, beside nothing to cut at.
+    AudioOnly,
+}
+
+/// Whether a buffer from `start` to `end` (media time) comes before a run starting at `at`.
+/// - A decoded picture belongs to the segment its start falls in; decoded sound that reaches past
+///   `at` is kept whole, as a run from the start has it.
+/// - Coded pictures can only start at a keyframe: everything before the first keyframe at or
+///   after `at` (a keyframe time, for a direct run) goes, everything after it in decode order
+///   stays, including pictures shown earlier (open GOPs), as in a run from the start.
+/// - Sound beside coded pictures all passes, from the seek's landing (a second early): the sound
+///   from the keyframe's DTS on belongs after it (mpegtsmux orders by DTS), and what comes
+///   before goes to the segmenter, which drops it (it precedes the first keyframe, or, muxed
+///   after it, comes from before its DTS: see the segmenter's trim). Held back to the keyframe
+///   instead, the sound reaches mpegtsmux after the first pictures, which it then muxes first.
+/// - Sound alone starts at the frame that starts at or after `at` (the segmenter's grid point).
 fn before_start(
     start: gst::ClockTime,
     end: gst::ClockTime,
-    video: bool,
+    kind: Kind,
     at: gst::ClockTime,
 ) -> bool {
-    if video { start < at } else { end <= at }
+    match kind {
+        Kind::Decoded { video: true } => start < at,
+        Kind::Decoded { video: false } => end <= at,
+        Kind::Coded { keyframe } => !keyframe || start < at,
+        Kind::BesideVideo => false,
+        Kind::AudioOnly => start < at,
+    }
 }
 
 /// The media (stream) time of `pts` on `pad`, by its current segment.
@@ -288,11 +339,44 @@ mod tests {
     #[test]
     fn before_the_start_pictures_by_their_start_sound_by_its_end() {
         // A run from 12.54 s: the picture at 12.50 s belongs to the segment before,
-        assert!(before_start(ms(12_500), ms(12_540), true, ms(12_540)));
-        assert!(!before_start(ms(12_540), ms(12_580), true, ms(12_540)));
+        let (picture, sound) = (
+            Kind::Decoded { video: true },
+            Kind::Decoded { video: false },
+        );
+        assert!(before_start(ms(12_500), ms(12_540), picture, ms(12_540)));
+        assert!(!before_start(ms(12_540), ms(12_580), picture, ms(12_540)));
         // while sound reaching past 12.54 s is kept whole, as a run from the start has it.
-        assert!(!before_start(ms(12_530), ms(12_554), false, ms(12_540)));
-        assert!(before_start(ms(12_516), ms(12_540), false, ms(12_540)));
+        assert!(!before_start(ms(12_530), ms(12_554), sound, ms(12_540)));
+        assert!(before_start(ms(12_516), ms(12_540), sound, ms(12_540)));
+    }
+
+    #[test]
+    fn a_direct_run_starts_at_its_keyframe() {
+        let key = Kind::Coded { keyframe: true };
+        let delta = Kind::Coded { keyframe: false };
+        // The keyframe before, and a picture after the start that is not a keyframe, go.
+        assert!(before_start(ms(10_000), ms(10_040), key, ms(12_000)));
+        assert!(before_start(ms(12_040), ms(12_080), delta, ms(12_000)));
+        assert!(!before_start(ms(12_000), ms(12_040), key, ms(12_000)));
+        // Sound beside pictures is trimmed by the segmenter, sound alone at its grid point.
+        assert!(!before_start(
+            ms(11_000),
+            ms(11_021),
+            Kind::BesideVideo,
+            ms(12_000)
+        ));
+        assert!(before_start(
+            ms(11_990),
+            ms(12_011),
+            Kind::AudioOnly,
+            ms(12_000)
+        ));
+        assert!(!before_start(
+            ms(12_000),
+            ms(12_021),
+            Kind::AudioOnly,
+            ms(12_000)
+        ));
     }
 
     #[test]
