@@ -96,6 +96,7 @@ fn settings() -> EncoderSettings {
         video_kbps: 2000,
         audio_kbps: 128,
         segment: Duration::from_secs_f64(TARGET),
+        direct_max_segment: Some(Duration::from_secs(6)),
     }
 }
 

@@ -164,7 +164,7 @@ fn plays_on_its_own_timeline(clip: &Clip) {
         spans.push(span);
         bodies.push(bytes);
     }
-    support::check_vod_timing(&playlist, &first_pts, SEGMENT)
+    support::check_vod_timing(&playlist, &first_pts)
         .unwrap_or_else(|e| panic!("{}", ctx("VOD timing", e)));
     // The last segment has no successor to measure against: its own timestamps must fill its
     // EXTINF (up to its last frame's duration), not hold a stub.

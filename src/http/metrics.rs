@@ -117,6 +117,13 @@ pub fn render(registry: &Registry, stats: &HttpStats) -> String {
     );
     single(
         &mut out,
+        "hlss_direct_runs_running",
+        "gauge",
+        "Direct runs (the source's own stream remuxed, no transcode place taken).",
+        budget.direct_runs(),
+    );
+    single(
+        &mut out,
         "hlss_bytes_held",
         "gauge",
         "Bytes of segments all streams hold in memory.",
@@ -192,6 +199,29 @@ pub fn render(registry: &Registry, stats: &HttpStats) -> String {
             .iter()
             .map(|(name, s)| (name.clone(), format!("{:.3}", s.realtime_factor))),
     );
+    {
+        let name = "hlss_stream_delivery";
+        let _ = writeln!(
+            out,
+            "# HELP {name} How a stream is delivered (direct or transcode) and why; always 1."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        for (stream, status) in &streams {
+            if let Some(delivery) = &status.delivery {
+                let reason = match delivery {
+                    crate::stream::Delivery::Transcode(reason) => reason.to_string(),
+                    crate::stream::Delivery::Direct { .. } => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "{name}{{stream=\"{}\",delivery=\"{}\",reason=\"{}\"}} 1",
+                    label(stream),
+                    delivery.name(),
+                    label(&reason)
+                );
+            }
+        }
+    }
     {
         let histogram = stats.first_playlist.lock();
         let name = "hlss_first_playlist_seconds";

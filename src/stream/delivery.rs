@@ -1,8 +1,11 @@
 //! How a stream is delivered: the source's own H.264/AAC passed through (direct), or transcoded, and why.
 
+use std::path::Path;
 use std::time::Duration;
 
-use crate::transcode::{AudioCodec, Codecs, VideoCodec};
+use super::Plan;
+use crate::library::index;
+use crate::transcode::{AudioCodec, Codecs, Probe, VideoCodec};
 
 /// What a direct stream does with the source's audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +64,19 @@ impl Delivery {
     }
 }
 
+/// One line for logs and the status page: `direct`, `direct (audio encoded)`, or
+/// `transcode: <reason>`.
+pub fn describe(delivery: &Delivery) -> String {
+    match delivery {
+        Delivery::Direct {
+            audio: DirectAudio::Encode,
+            ..
+        } => "direct (audio encoded to AAC)".into(),
+        Delivery::Direct { .. } => "direct".into(),
+        Delivery::Transcode(reason) => format!("transcode: {reason}"),
+    }
+}
+
 /// What the codecs allow, before the keyframes are looked at: `Ok` with the audio's handling
 /// when the video (if any) is H.264 8-bit 4:2:0 progressive and needs no turning, or the
 /// source is AAC audio alone.
@@ -101,6 +117,61 @@ fn check_video(video: &VideoCodec) -> Result<(), Reason> {
         return Err(Reason::Oriented);
     }
     Ok(())
+}
+
+/// How a probed VOD file at `path` is delivered, and its plan: direct on a plan cut at its own
+/// keyframes (from the container's index, no decoding) when the codecs allow, an index can be
+/// had and no segment would exceed `max_segment` (`None`: `--direct off`); else transcoded on
+/// the even grid of `target`. Blocking (reads the file's index): call off the async runtime.
+pub fn decide(
+    path: Option<&Path>,
+    probe: &Probe,
+    target: Duration,
+    max_segment: Option<Duration>,
+) -> (Plan, Delivery) {
+    let even = Plan::new(target, probe.origin, probe.duration);
+    match direct_plan(path, probe, target, max_segment) {
+        Ok((plan, delivery)) => (plan.unwrap_or(even), delivery),
+        Err(reason) => (even, Delivery::Transcode(reason)),
+    }
+}
+
+/// A direct delivery and its keyframe plan (`None`: audio alone, on the even grid).
+fn direct_plan(
+    path: Option<&Path>,
+    probe: &Probe,
+    target: Duration,
+    max_segment: Option<Duration>,
+) -> Result<(Option<Plan>, Delivery), Reason> {
+    let max_segment = max_segment.ok_or(Reason::Off)?;
+    let path = path.ok_or(Reason::Generated)?;
+    let delivery = by_codecs(&probe.codecs)?;
+    if let Delivery::Direct { video: false, .. } = delivery {
+        return Ok((None, delivery));
+    }
+    let index = index::index(path).map_err(|err| Reason::NoIndex(err.to_string()))?;
+    let video = index
+        .video
+        .ok_or_else(|| Reason::NoIndex("the container lists no video track".into()))?;
+    let keyframes: Vec<Duration> = video
+        .keyframes
+        .iter()
+        .filter_map(|&ticks| media_time(ticks, video.timescale))
+        .collect();
+    let end = media_time(video.end, video.timescale)
+        .ok_or_else(|| Reason::NoIndex("the video track ends before it starts".into()))?;
+    let plan = Plan::at_keyframes(&keyframes, end, target)
+        .ok_or_else(|| Reason::NoIndex("no keyframe".into()))?;
+    by_segments(plan.longest().unwrap_or_default(), max_segment)?;
+    Ok((Some(plan), delivery))
+}
+
+/// `ticks` at `timescale` as media time, rounded down to the nanosecond as GStreamer's
+/// demuxers convert it (so a seek to it lands on that sample); `None` before time zero.
+fn media_time(ticks: i64, timescale: u32) -> Option<Duration> {
+    let ticks = u128::try_from(ticks).ok()?;
+    let nanos = ticks * 1_000_000_000 / u128::from(timescale.max(1));
+    u64::try_from(nanos).ok().map(Duration::from_nanos)
 }
 
 /// The last check: a direct plan's longest segment (its longest GOP) must fit `max_segment`.
@@ -165,7 +236,8 @@ mod tests {
 
     #[test]
     fn each_video_rule_sends_the_file_to_the_transcoder() {
-        let cases: [(fn(&mut VideoCodec), Reason); 5] = [
+        type Change = fn(&mut VideoCodec);
+        let cases: [(Change, Reason); 5] = [
             (
                 |v| v.media_type = "video/x-h265".into(),
                 Reason::VideoCodec("video/x-h265".into()),
@@ -206,10 +278,17 @@ mod tests {
             video: None,
             audio: Some(audio("audio/mpeg", false)),
         };
+        assert_eq!(by_codecs(&mp3), Err(Reason::AudioOnly("audio/mpeg".into())));
+    }
+
+    #[test]
+    fn media_time_rounds_down_like_the_demuxers() {
         assert_eq!(
-            by_codecs(&mp3),
-            Err(Reason::AudioOnly("audio/mpeg".into()))
+            media_time(1001, 24_000),
+            Some(Duration::from_nanos(41_708_333))
         );
+        assert_eq!(media_time(-1, 90_000), None);
+        assert_eq!(media_time(0, 0), Some(Duration::ZERO));
     }
 
     #[test]

@@ -860,6 +860,7 @@ impl<B: Payload> Machine<B> {
             },
             viewers: self.viewers.list(now),
             idle: self.idle(now),
+            delivery: None,
         }
     }
 }

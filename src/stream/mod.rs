@@ -27,6 +27,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 pub use budget::Budget;
+pub use delivery::{Delivery, Reason, describe};
 pub use plan::Plan;
 pub use registry::{Opened, Registry};
 pub use ring::Body;
@@ -81,6 +82,8 @@ pub struct Status {
     pub realtime_factor: f64,
     pub viewers: Vec<Viewer>,
     pub idle: Duration,
+    /// How the stream is delivered (`None` until probed).
+    pub delivery: Option<Delivery>,
 }
 
 /// How long a changed file must stay unchanged before its stream is reopened.
@@ -109,6 +112,8 @@ impl FileStamp {
 /// The machine and what carries out its actions, under one lock.
 struct Inner {
     machine: Machine<Body>,
+    /// How runs make segments, once the probe has said.
+    delivery: Option<Delivery>,
     runs: HashMap<machine::RunId, run::Handle>,
     waiters: HashMap<RequestId, oneshot::Sender<Reply<Body>>>,
     next_request: u64,
@@ -150,7 +155,8 @@ impl Shared {
             match action {
                 Action::Start { run, k, at, origin } => {
                     tracing::debug!(stream = %self.name, run = run.0, segment = k, "starting run");
-                    match run::start(self, run, at, origin) {
+                    let direct = matches!(inner.delivery, Some(Delivery::Direct { .. }));
+                    match run::start(self, run, at, origin, direct) {
                         Ok(handle) => {
                             inner.runs.insert(run, handle);
                         }
@@ -224,6 +230,7 @@ impl Stream {
                 epoch: Instant::now(),
                 inner: Mutex::new(Inner {
                     machine: Machine::new(limits, budget, Time::ZERO),
+                    delivery: None,
                     runs: HashMap::new(),
                     waiters: HashMap::new(),
                     next_request: 0,
@@ -236,24 +243,41 @@ impl Stream {
         &self.shared.name
     }
 
-    /// Probes the source and makes the plan. Blocking (GStreamer): call off the async runtime.
+    /// Probes the source, decides how to deliver it and makes the plan. Blocking (GStreamer,
+    /// file reads): call off the async runtime.
     pub(crate) fn prepare(&self) {
-        let target = self.shared.settings.segment;
-        let probed = match self.shared.limits.mode {
-            PlaylistMode::Event => Ok(Plan::new(target, Duration::ZERO, None)),
+        let settings = &self.shared.settings;
+        let target = settings.segment;
+        let path = match &self.shared.source {
+            Source::File(path) => Some(path.as_path()),
+            Source::Demo => None,
+        };
+        let opened = match self.shared.limits.mode {
+            PlaylistMode::Event => Ok((
+                Plan::new(target, Duration::ZERO, None),
+                Delivery::Transcode(Reason::Event),
+            )),
             PlaylistMode::Vod => crate::transcode::probe(&self.shared.source)
-                .map(|p| Plan::new(target, p.origin, p.duration)),
-        }
-        .map(|plan| (plan, Cost::Transcode));
-        match &probed {
-            Ok((plan, _)) => tracing::info!(
+                .map(|probe| delivery::decide(path, &probe, target, settings.direct_max_segment)),
+        };
+        match &opened {
+            Ok((plan, delivery)) => tracing::info!(
                 stream = %self.shared.name,
                 playlist = if plan.is_vod() { "vod" } else { "event" },
                 segments = plan.count(),
+                delivery = %describe(delivery),
                 "stream opened"
             ),
             Err(err) => tracing::warn!(stream = %self.shared.name, "cannot open stream: {err}"),
         }
+        let probed = opened.map(|(plan, delivery)| {
+            let cost = match delivery {
+                Delivery::Direct { .. } => Cost::Direct,
+                Delivery::Transcode(_) => Cost::Transcode,
+            };
+            self.shared.inner.lock().delivery = Some(delivery);
+            (plan, cost)
+        });
         self.shared.handle(Event::Probed(probed));
     }
 
@@ -380,7 +404,10 @@ impl Stream {
 
     pub fn status(&self) -> Status {
         let inner = self.shared.inner.lock();
-        inner.machine.status(self.shared.epoch.elapsed())
+        Status {
+            delivery: inner.delivery.clone(),
+            ..inner.machine.status(self.shared.epoch.elapsed())
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use parking_lot::{Condvar, Mutex};
 use super::machine::{Event, RunId};
 use super::{Body, Shared};
 use crate::segmenter::Segment;
-use crate::transcode::{Output, Transcode, TranscodeError};
+use crate::transcode::{DirectAudio, Output, Transcode, TranscodeError};
 
 /// How often a held streaming thread looks again at its gate (opening it also wakes it).
 const GATE_POLL: Duration = Duration::from_millis(500);
@@ -67,12 +67,13 @@ impl Handle {
 }
 
 /// Starts run `id` at media time `at` of a plan starting at `origin` (see `Action::Start`), on
-/// a thread of its own.
+/// a thread of its own: a direct run (the source's own streams remuxed) or a transcode.
 pub(super) fn start(
     shared: &Arc<Shared>,
     id: RunId,
     at: Duration,
     origin: Option<Duration>,
+    direct: bool,
 ) -> Result<Handle, TranscodeError> {
     let gate = Arc::new(Gate::default());
     let output: Arc<dyn Output> = Arc::new(Feed {
@@ -86,7 +87,20 @@ pub(super) fn start(
         .name("hlss-start".into())
         .spawn(move || {
             let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                Transcode::start(&source, &settings, at, origin, output.clone())
+                if direct {
+                    // AAC passes, other audio is encoded (the transcode module's rule).
+                    let origin = origin.unwrap_or(at);
+                    Transcode::start_direct(
+                        &source,
+                        &settings,
+                        DirectAudio::Pass,
+                        at,
+                        origin,
+                        output.clone(),
+                    )
+                } else {
+                    Transcode::start(&source, &settings, at, origin, output.clone())
+                }
             }));
             match started {
                 Ok(Ok(transcode)) => {

@@ -105,7 +105,7 @@ pub fn check_stream_file(
         segments.push(bytes);
     }
     if kind == Kind::Vod {
-        check_vod_timing(&playlist, &first_pts, segment_duration)
+        check_vod_timing(&playlist, &first_pts)
             .unwrap_or_else(|e| panic!("{}", ctx("VOD timing", e)));
     }
     tools::check_concatenated(&segments, clip.video, clip.audio)
@@ -137,22 +137,20 @@ pub fn check_stream_file(
     Played { versions, segments }
 }
 
-/// A VOD playlist promises segment `k` covers `[k*T, (k+1)*T)`: its first PTS must be `k*T` after
-/// segment 0's, and each `#EXTINF` must match the span to the next segment's first PTS.
-pub fn check_vod_timing(
-    playlist: &hls::Playlist,
-    first_pts: &[Option<u64>],
-    segment_duration: f64,
-) -> Result<(), String> {
+/// A VOD playlist promises where each segment lies: segment `k`'s first PTS must come the sum of
+/// the `#EXTINF`s before it after segment 0's (`k*T` on an even plan; a direct stream's segments
+/// run from keyframe to keyframe), and each `#EXTINF` must match the span to the next segment's
+/// first PTS.
+pub fn check_vod_timing(playlist: &hls::Playlist, first_pts: &[Option<u64>]) -> Result<(), String> {
     let pts: Vec<u64> = first_pts
         .iter()
         .enumerate()
         .map(|(k, p)| p.ok_or(format!("segment {k} has no PTS")))
         .collect::<Result<_, _>>()?;
     let origin = pts[0];
+    let mut planned = 0.0;
     for (k, segment) in playlist.segments.iter().enumerate() {
         let start = pts_delta(origin, pts[k]);
-        let planned = k as f64 * segment_duration;
         if (start - planned).abs() > SPAN_TOLERANCE {
             return Err(format!(
                 "segment {k} starts {start:.3} s after segment 0, planned {planned:.3} s"
@@ -167,6 +165,7 @@ pub fn check_vod_timing(
                 ));
             }
         }
+        planned += segment.duration;
     }
     Ok(())
 }
