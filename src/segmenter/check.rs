@@ -332,10 +332,13 @@ pub fn check_renumbered(segments: &[Segment]) -> Result<(), String> {
             if pid == 0x1FFF {
                 continue;
             }
-            let i = counts.iter().position(|&(q, _)| q == pid).unwrap_or_else(|| {
-                counts.push((pid, 0x0F));
-                counts.len() - 1
-            });
+            let i = counts
+                .iter()
+                .position(|&(q, _)| q == pid)
+                .unwrap_or_else(|| {
+                    counts.push((pid, 0x0F));
+                    counts.len() - 1
+                });
             if p[3] & 0x10 != 0 {
                 counts[i].1 = (counts[i].1 + 1) & 0x0F;
             }
