@@ -468,6 +468,33 @@ fn ac3_is_encoded_beside_the_passed_through_video() {
 }
 
 #[test]
+fn aac_is_encoded_again_when_asked() {
+    let path = clips().join(MP4);
+    let keys = keyframes(&path);
+    let segments = direct(&path, DirectAudio::Encode, keys[0], keys[0]);
+    assert_eq!(segments.len(), plan(&keys).len());
+    for (i, segment) in segments.iter().enumerate() {
+        ts::check_segment(&segment.bytes, true).unwrap_or_else(|e| panic!("segment {i}: {e}"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let segment = write(dir.path(), "s.ts", &segments[1].bytes);
+    assert_eq!(audio_codec(&segment), "aac,LC");
+    // avenc_aac's stereo 48 kHz, where the source is mono.
+    let channels = ffprobe_first(
+        &[
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=channels",
+            "-of",
+            "csv=p=0",
+        ],
+        &segment,
+    );
+    assert_eq!(channels, "2");
+}
+
+#[test]
 fn aac_alone_passes_through() {
     let path = clips().join(M4A);
     let origin = 0.0;
