@@ -102,11 +102,14 @@ fn settings() -> EncoderSettings {
 /// Collects a run's segments and reports its end.
 struct Collect {
     segments: Mutex<Vec<Segment>>,
+    /// When the first segment came.
+    first: Mutex<Option<Instant>>,
     end: Mutex<mpsc::Sender<Result<(), TranscodeError>>>,
 }
 
 impl Output for Collect {
     fn segment(&self, segment: Segment) {
+        self.first.lock().get_or_insert_with(Instant::now);
         self.segments.lock().push(segment);
     }
     fn end(&self, result: Result<(), TranscodeError>) {
@@ -116,6 +119,11 @@ impl Output for Collect {
 
 /// Runs a direct run of `path` from keyframe `at` to the end of the file.
 fn direct(path: &Path, audio: DirectAudio, at: f64, origin: f64) -> Vec<Segment> {
+    direct_timed(path, audio, at, origin).0
+}
+
+/// [`direct`], with the time its first segment took.
+fn direct_timed(path: &Path, audio: DirectAudio, at: f64, origin: f64) -> (Vec<Segment>, Duration) {
     collect(path, RUN_TIMEOUT, |output| {
         let (at, origin) = (Duration::from_secs_f64(at), Duration::from_secs_f64(origin));
         Transcode::start_direct(&source(path), &settings(), audio, at, origin, output)
@@ -126,25 +134,29 @@ fn source(path: &Path) -> Source {
     Source::File(path.to_owned())
 }
 
-/// Starts a run with `start` and collects its segments until it ends.
+/// Starts a run with `start` and collects its segments until it ends; also returns how long
+/// the first segment took from the start.
 fn collect(
     path: &Path,
     timeout: Duration,
     start: impl FnOnce(Arc<dyn Output>) -> Result<Transcode, TranscodeError>,
-) -> Vec<Segment> {
+) -> (Vec<Segment>, Duration) {
     let (tx, rx) = mpsc::channel();
     let collect = Arc::new(Collect {
         segments: Mutex::new(Vec::new()),
+        first: Mutex::new(None),
         end: Mutex::new(tx),
     });
     gst::init().expect("GStreamer");
+    let started = Instant::now();
     let run = start(collect.clone()).unwrap_or_else(|e| panic!("start {path:?}: {e}"));
     let ended = rx
         .recv_timeout(timeout)
         .unwrap_or_else(|_| panic!("{path:?} did not end in {timeout:?}"));
     drop(run);
     ended.unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    std::mem::take(&mut *collect.segments.lock())
+    let first = collect.first.lock().map_or(Duration::ZERO, |t| t - started);
+    (std::mem::take(&mut *collect.segments.lock()), first)
 }
 
 fn ffprobe(args: &[&str], path: &Path) -> String {
@@ -551,21 +563,29 @@ fn speed() {
     )];
     let path =
         cached_tree("direct-speed", &recipes, |dir| run_recipes(dir, &recipes)).join("1080p.mp4");
-    let measure = |what: &str, run: &dyn Fn() -> usize| {
+    let measure = |what: &str, media: f64, run: &dyn Fn() -> (Vec<Segment>, Duration)| {
         let (wall, cpu0) = (Instant::now(), cpu());
-        let segments = run();
+        let (segments, first) = run();
         let (wall, cpu) = (wall.elapsed().as_secs_f64(), cpu() - cpu0);
         println!(
-            "{what}: {segments} segments of {seconds} s of 1080p in {wall:.2} s wall ({:.0}x real \
-             time), {cpu:.2} s CPU ({:.1} CPU-s per media hour)",
-            f64::from(seconds) / wall,
-            cpu * 3600.0 / f64::from(seconds)
+            "{what}: {} segments of {media:.0} s of 1080p in {wall:.2} s wall ({:.0}x real \
+             time), {cpu:.2} s CPU ({:.1} CPU-s per media hour), first segment after {:.3} s",
+            segments.len(),
+            media / wall,
+            cpu * 3600.0 / media,
+            first.as_secs_f64()
         );
     };
-    measure("direct", &|| {
-        direct(&path, DirectAudio::Pass, 0.0, 0.0).len()
+    let whole = f64::from(seconds);
+    measure("direct", whole, &|| {
+        direct_timed(&path, DirectAudio::Pass, 0.0, 0.0)
     });
-    measure("transcode", &|| transcode(&path).len());
+    // A seek to the keyframe nearest 80 % (keyframes every 2 s from 0).
+    let late = (whole * 0.8 / 2.0).round() * 2.0;
+    measure("direct from 80 %", whole - late, &|| {
+        direct_timed(&path, DirectAudio::Pass, late, 0.0)
+    });
+    measure("transcode", whole, &|| transcode(&path));
 }
 
 /// CPU seconds this process has used (user + system), from /proc.
@@ -589,7 +609,7 @@ fn cpu() -> f64 {
     (ticks(11) + ticks(12)) / hz
 }
 
-fn transcode(path: &Path) -> Vec<Segment> {
+fn transcode(path: &Path) -> (Vec<Segment>, Duration) {
     let mut settings = settings();
     settings.preset = Preset::Veryfast;
     settings.video_kbps = 3000;
