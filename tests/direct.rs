@@ -598,3 +598,12 @@ fn transcode(path: &Path) -> (Vec<Segment>, Duration) {
         Transcode::start(&source(path), &settings, zero, Some(zero), output)
     })
 }
+
+/// ffmpeg's `-output_ts_offset` edit list: ffprobe's keyframe times (from 1.5 s) are the media
+/// times a direct run takes.
+#[test]
+fn mp4_whose_edit_list_starts_late() {
+    let path = support::timeline_media::timeline_root().join(support::timeline_media::MP4_EDIT.rel);
+    let run = check_from_start(&path);
+    check_from(&run, 3, Alike::Bytes);
+}
