@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
-use hlss::segmenter::{Segmenter, synth};
+use hlss::segmenter::{Cuts, Segmenter, synth};
 
 const PACKET: usize = 188;
 const PTS_MASK: u64 = (1 << 33) - 1;
@@ -105,7 +105,13 @@ fn mb_of(bytes: usize) -> f64 {
 /// Segments the whole stream in pushes of `chunk` bytes, dropping segments as they come (as the
 /// server hands them on); returns the bytes of segments made.
 fn segment_all(data: &[u8], chunk: usize) -> usize {
-    let mut s = Segmenter::new(TARGET);
+    segment_all_with(Cuts::KeyframesOrTime, data, chunk)
+}
+
+/// [`segment_all`] with a segmenter that cuts as `cuts` says (keyframes-only also renumbers
+/// continuity counters).
+fn segment_all_with(cuts: Cuts, data: &[u8], chunk: usize) -> usize {
+    let mut s = Segmenter::with_cuts(TARGET, cuts);
     let mut out = Vec::new();
     let mut made = 0;
     for piece in data.chunks(chunk) {
@@ -165,12 +171,13 @@ fn main() {
     );
     println!("{:<28} {copy:>10.0} {:>9.0}%", "memcpy", 100.0);
     let mut ok = true;
-    for (name, chunk) in [
-        ("segment, 64 KiB pushes", BIG_CHUNK),
-        ("segment, 188-byte pushes", PACKET),
+    for (name, cuts, chunk) in [
+        ("segment, 64 KiB pushes", Cuts::KeyframesOrTime, BIG_CHUNK),
+        ("segment, 188-byte pushes", Cuts::KeyframesOrTime, PACKET),
+        ("keyframes only, 64 KiB", Cuts::KeyframesOnly, BIG_CHUNK),
     ] {
         let seg = best_mb_s(data.len(), || {
-            black_box(segment_all(black_box(&data), chunk));
+            black_box(segment_all_with(cuts, black_box(&data), chunk));
         });
         println!("{name:<28} {seg:>10.0} {:>9.0}%", 100.0 * seg / copy);
         ok &= seg >= GOAL_MB_S && seg >= GOAL_RATIO * copy;

@@ -48,9 +48,11 @@
 //! **Trim.** With [`Cuts::KeyframesOnly`] the first segment also leaves out every PES on a stream
 //! other than video whose PTS comes before the first keyframe's DTS (its PTS without one), with
 //! its continuation packets, counted in [`Stats::trimmed`]. mpegtsmux orders by DTS, so a run
-//! from the start has that sound ahead of the keyframe, in the segment before; at the start of a
-//! run that seeked it may put some of it after the keyframe (seen: a second of sound with a
-//! Matroska source), which would play twice where the two runs' segments meet.
+//! from the start has that sound ahead of the keyframe, in the segment before; but it only
+//! orders what it holds, and at the start of a run that seeked it can take sound while the
+//! picture pad holds nothing later (seen while pictures from before the seek position still
+//! reached it: a second of sound after the keyframe with a Matroska source), which would then
+//! play twice where two runs' segments meet.
 //!
 //! **Timestamps.** A PTS difference up to [`MAX_PTS_STEP`] forwards is elapsed time; up to
 //! `MAX_PTS_STEP` backwards (B-frames, audio/video interleaving) counts as zero; anything else is a

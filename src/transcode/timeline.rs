@@ -149,7 +149,14 @@ impl Timeline {
             return gst::PadProbeReturn::Ok;
         };
         let Some(start) = buffer.pts().and_then(|pts| stream_time(pad, pts)) else {
-            return gst::PadProbeReturn::Ok;
+            // Before the segment: an accurate seek starts pictures at the keyframe before its
+            // position for decoders, which clip them. mpegtsmux clips them too, but only as it
+            // takes them, and meanwhile muxes the sound beside them: a direct run drops them here.
+            return if self.direct {
+                gst::PadProbeReturn::Handled
+            } else {
+                gst::PadProbeReturn::Ok
+            };
         };
         if !branch.landed {
             let mut landing = self.landing.lock();
@@ -230,8 +237,7 @@ enum Kind {
 /// - Sound beside coded pictures all passes, from the seek's landing (a second early): the sound
 ///   from the keyframe's DTS on belongs after it (mpegtsmux orders by DTS), and what comes
 ///   before goes to the segmenter, which drops it (it precedes the first keyframe, or, muxed
-///   after it, comes from before its DTS: see the segmenter's trim). Held back to the keyframe
-///   instead, the sound reaches mpegtsmux after the first pictures, which it then muxes first.
+///   after it, comes from before its DTS: see the segmenter's trim).
 /// - Sound alone starts at the frame that starts at or after `at` (the segmenter's grid point).
 fn before_start(
     start: gst::ClockTime,
