@@ -219,6 +219,9 @@ pub struct Machine<B> {
     pending: Vec<Pending>,
     /// What each run costs (known from the probe).
     cost: Cost,
+    /// A viewer opened the playlist: players start at the beginning, so its run starts now,
+    /// before the player asks for segment 0 (a direct stream answers the playlist at once).
+    start_wanted: bool,
     /// VOD: no media from this segment on (a run reached the end of the file there).
     media_end: Option<u64>,
     /// VOD: segments at which runs failed.
@@ -240,6 +243,7 @@ impl<B: Payload> Machine<B> {
             viewers: Viewers::default(),
             pending: Vec::new(),
             cost: Cost::Transcode,
+            start_wanted: false,
             media_end: None,
             failures: BTreeMap::new(),
             event_end: None,
@@ -347,6 +351,8 @@ impl<B: Payload> Machine<B> {
         } else {
             0
         };
+        // A player reloading its playlist mid-watch needs no run at the beginning.
+        self.start_wanted |= !self.viewers.knows(asked, client, now);
         let session = self.viewers.join(asked, client, at, now);
         if self.is_event() {
             self.viewers.touch(Some(session), at, SEEK_DISTANCE, now);
@@ -601,6 +607,9 @@ impl<B: Payload> Machine<B> {
     fn settle_vod(&mut self, now: Time, out: &mut Vec<Action<B>>) {
         // A viewer opening the playlist starts at the beginning: its run starts now.
         let mut wanted: Vec<u64> = self.pending.iter().map(|p| p.want.segment()).collect();
+        if std::mem::take(&mut self.start_wanted) {
+            wanted.push(0);
+        }
         wanted.retain(|k| !self.ring.contains(*k));
         wanted.sort_unstable();
         wanted.dedup();

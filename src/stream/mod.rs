@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 pub use budget::Budget;
-pub use delivery::{Delivery, Reason, describe};
+pub use delivery::{Delivery, DirectAudio, Reason, describe};
 pub use plan::Plan;
 pub use registry::{Opened, Registry};
 pub use ring::Body;
@@ -35,7 +35,7 @@ pub use viewers::{SessionId, Viewer};
 
 use crate::config::{EncoderSettings, PlaylistMode, StreamLimits as Limits};
 use crate::library::Source;
-use crate::transcode::TranscodeError;
+use crate::transcode::{self, TranscodeError};
 use budget::Cost;
 use machine::{Action, Event, Machine, PLAYLIST_WAIT, Reply, RequestId, SEGMENT_WAIT};
 use viewers::Time;
@@ -155,7 +155,13 @@ impl Shared {
             match action {
                 Action::Start { run, k, at, origin } => {
                     tracing::debug!(stream = %self.name, run = run.0, segment = k, "starting run");
-                    let direct = matches!(inner.delivery, Some(Delivery::Direct { .. }));
+                    let direct = match inner.delivery {
+                        Some(Delivery::Direct { audio, .. }) => Some(match audio {
+                            DirectAudio::Encode => transcode::DirectAudio::Encode,
+                            DirectAudio::Pass | DirectAudio::None => transcode::DirectAudio::Pass,
+                        }),
+                        _ => None,
+                    };
                     match run::start(self, run, at, origin, direct) {
                         Ok(handle) => {
                             inner.runs.insert(run, handle);

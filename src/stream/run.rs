@@ -73,7 +73,7 @@ pub(super) fn start(
     id: RunId,
     at: Duration,
     origin: Option<Duration>,
-    direct: bool,
+    direct: Option<DirectAudio>,
 ) -> Result<Handle, TranscodeError> {
     let gate = Arc::new(Gate::default());
     let output: Arc<dyn Output> = Arc::new(Feed {
@@ -86,21 +86,12 @@ pub(super) fn start(
     let spawned = std::thread::Builder::new()
         .name("hlss-start".into())
         .spawn(move || {
-            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if direct {
-                    // AAC passes, other audio is encoded (the transcode module's rule).
+            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match direct {
+                Some(audio) => {
                     let origin = origin.unwrap_or(at);
-                    Transcode::start_direct(
-                        &source,
-                        &settings,
-                        DirectAudio::Pass,
-                        at,
-                        origin,
-                        output.clone(),
-                    )
-                } else {
-                    Transcode::start(&source, &settings, at, origin, output.clone())
+                    Transcode::start_direct(&source, &settings, audio, at, origin, output.clone())
                 }
+                None => Transcode::start(&source, &settings, at, origin, output.clone()),
             }));
             match started {
                 Ok(Ok(transcode)) => {

@@ -1023,3 +1023,62 @@ fn listed(machine: &Machine<Fake>, media: &Media) -> Option<std::ops::Range<u64>
 fn direct_plan((keyframes, end): &(Vec<Duration>, Duration)) -> Option<Plan> {
     Plan::at_keyframes(keyframes, *end, SEGMENT)
 }
+
+/// A direct stream answers its playlist at once and starts its run at the beginning with it;
+/// a player reloading its playlist mid-watch starts nothing.
+#[test]
+fn a_direct_playlist_starts_the_first_run_at_once() {
+    let limits = StreamLimits {
+        mode: PlaylistMode::Vod,
+        memory: 1 << 20,
+        read_ahead: 3,
+    };
+    let mut machine: Machine<Fake> = Machine::new(limits, Budget::new(1, 1 << 30), Time::ZERO);
+    let keyframes: Vec<Duration> = (0..15).map(|k| SEGMENT * k).collect();
+    let plan = Plan::at_keyframes(&keyframes, Duration::from_secs(30), SEGMENT).expect("a plan");
+    machine.handle(Time::ZERO, Event::Probed(Ok((plan, Cost::Direct))));
+    let open = |machine: &mut Machine<Fake>, request| {
+        machine.handle(
+            Time::ZERO,
+            Event::Playlist {
+                request: RequestId(request),
+                session: None,
+                client: 7,
+            },
+        )
+    };
+    let actions = open(&mut machine, 1);
+    assert!(
+        matches!(
+            actions[..],
+            [
+                Action::Answer {
+                    reply: Reply::Playlist(_),
+                    ..
+                },
+                Action::Start { k: 0, .. }
+            ]
+        ),
+        "{actions:?}"
+    );
+    // The run stops for a seek elsewhere; the same player reloading its playlist starts none.
+    let elsewhere = machine.handle(
+        Time::ZERO,
+        Event::Segment {
+            request: RequestId(2),
+            k: 10,
+            session: None,
+        },
+    );
+    assert!(
+        elsewhere
+            .iter()
+            .any(|a| matches!(a, Action::Start { k: 10, .. })),
+        "{elsewhere:?}"
+    );
+    let reload = open(&mut machine, 3);
+    assert!(
+        !reload.iter().any(|a| matches!(a, Action::Start { .. })),
+        "{reload:?}"
+    );
+}

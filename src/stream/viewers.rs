@@ -109,6 +109,17 @@ impl Viewers {
         id
     }
 
+    /// Whether a playlist request from `asked` or `client` rejoins a session seen within the
+    /// timeout (a player reloading its playlist mid-watch) rather than starting one.
+    pub fn knows(&self, asked: Option<SessionId>, client: u64, now: Time) -> bool {
+        let live = |id: &SessionId| {
+            self.sessions
+                .get(id)
+                .is_some_and(|c| now.saturating_sub(c.seen) < VIEWER_TIMEOUT)
+        };
+        asked.is_some_and(|id| live(&id)) || self.clients.get(&client).is_some_and(live)
+    }
+
     /// Records a request for segment `k`, by `session` if the URL named a known one.
     pub fn touch(&mut self, session: Option<SessionId>, k: u64, step: u64, now: Time) {
         self.forget_idle(now);
