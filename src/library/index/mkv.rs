@@ -136,6 +136,7 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     let audio = pick(&tracks, 2);
     let mut scan = Scan::new(video, audio);
     scan.scale = scale;
+    scan.max_keyframes = src.limits.max_keyframes;
     let first_cluster = first_cluster.ok_or(IndexError::Malformed("no Cluster"))?;
 
     // Keyframes from Cues if they hold the video track's points and the clusters agree.
@@ -570,6 +571,8 @@ struct Scan {
     /// rounded up to units).
     video_end: Option<i64>,
     scale: u64,
+    /// Most keyframes collected (`Limits::max_keyframes`).
+    max_keyframes: usize,
 }
 
 impl Scan {
@@ -584,6 +587,7 @@ impl Scan {
             first_audio: None,
             video_end: None,
             scale: DEFAULT_TIMESTAMP_SCALE,
+            max_keyframes: usize::MAX,
         }
     }
 
@@ -598,6 +602,7 @@ impl Scan {
             first_audio: None,
             video_end: None,
             scale: other.scale,
+            max_keyframes: other.max_keyframes,
         }
     }
 
@@ -718,6 +723,9 @@ impl Scan {
             let block_end = ts.saturating_add(dur);
             self.video_end = Some(self.video_end.map_or(block_end, |e| e.max(block_end)));
             if key && self.collect {
+                if self.keyframes.len() >= self.max_keyframes {
+                    return Err(IndexError::Limit("too many keyframes"));
+                }
                 self.keyframes.insert(ts);
             }
         } else if Some(track) == self.audio && self.first_audio.is_none() {
@@ -774,6 +782,36 @@ mod tests {
         assert!(all(&[0x86, 0x85, b'a']).is_err());
         assert_eq!(all(&[0x86, 0x81, b'a', 0xEC, 0x80]).unwrap().len(), 2);
         assert!(all(&[0x86, 0xFF]).is_err());
+    }
+
+    fn seed(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/index");
+        std::fs::read(dir.join(name)).unwrap()
+    }
+
+    fn run(data: &[u8], limits: &super::super::Limits) -> Result<Index, IndexError> {
+        super::super::index_reader(std::io::Cursor::new(data), limits)
+    }
+
+    #[test]
+    fn scans_and_cues_stay_within_limits() {
+        use super::super::{Limits, Method};
+        let nocues = seed("seed_nocues.mkv");
+        let ix = run(&nocues, &Limits::default()).unwrap();
+        assert_eq!(ix.method, Method::ClusterScan);
+        let few = |f: fn(&mut Limits)| {
+            let mut l = Limits::default();
+            f(&mut l);
+            l
+        };
+        let limits = few(|l| l.max_keyframes = 2);
+        assert!(matches!(run(&nocues, &limits), Err(IndexError::Limit(_))));
+        let limits = few(|l| l.max_elements = 20);
+        assert!(matches!(run(&nocues, &limits), Err(IndexError::Limit(_))));
+        let cues = seed("seed.mkv");
+        assert_eq!(run(&cues, &Limits::default()).unwrap().method, Method::Cues);
+        let limits = few(|l| l.max_keyframes = 2);
+        assert!(matches!(run(&cues, &limits), Err(IndexError::Limit(_))));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! and return an [`IndexError`] rather than panic on any input. A file without an index in time
 //! is one to transcode.
 
+mod cache;
 mod codec;
 mod mkv;
 mod mp4;
@@ -15,6 +16,7 @@ use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 use std::time::Duration;
 
+pub use cache::{Cached, DEFAULT_CACHE_KEYFRAMES, FileVersion, IndexCache};
 pub use codec::{AudioCodec, Chroma, H264, VideoCodec};
 
 /// The keyframe index of one file: its first video track and first audio track.
