@@ -199,6 +199,7 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
             let end_ns = end.unwrap_or(0);
             Some(VideoTrack {
                 codec: v.video_codec(),
+                rotation: 0,
                 timescale: clock.timescale,
                 start,
                 end: clock.ticks_from_ns(end_ns).max(start),

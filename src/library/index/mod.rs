@@ -62,6 +62,9 @@ pub enum Container {
 pub struct VideoTrack {
     /// The track's codec as its sample description names it.
     pub codec: VideoCodec,
+    /// Rotation the player must apply, in degrees counter-clockwise as ffprobe reports it (MP4
+    /// display matrix; -90 for an upright phone video); 0 for none and for Matroska.
+    pub rotation: i32,
     /// Ticks per second of every time in this track (never 0).
     pub timescale: u32,
     /// Presentation time of the first sample, in ticks.
@@ -272,6 +275,7 @@ mod tests {
     fn durations_and_gops_from_ticks() {
         let t = VideoTrack {
             codec: VideoCodec::Other("x".into()),
+            rotation: 0,
             timescale: 90_000,
             start: 0,
             end: 450_000,
