@@ -107,7 +107,9 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
         let Ok(h) = header(src) else { break };
         let body_start = src.pos();
         let end = match h.size {
-            Some(size) => body_start.saturating_add(size).min(seg_end),
+            // A header that itself runs past the Segment's end leaves an empty body, never a
+            // negative one.
+            Some(size) => body_start.saturating_add(size).min(seg_end).max(body_start),
             None if h.id == ID_CLUSTER => Scan::new(None, None).cluster(src, pos, seg_end)?,
             None => return Err(IndexError::Malformed("unknown-size element")),
         };
