@@ -284,6 +284,31 @@ fn mp4_display_rotation_is_read() {
     assert_eq!((ours, theirs), (-90, -90));
 }
 
+/// Audio-only files: no video track, the audio's codec and start (AAC-only files may pass through).
+#[test]
+fn audio_only_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let tone = "-f lavfi -i sine=duration=5 -c:a aac";
+    for (name, container) in [
+        ("tone.m4a", Container::Mp4),
+        ("tone.mka", Container::Matroska),
+    ] {
+        let Some(path) = ffmpeg(dir.path(), name, tone) else {
+            return;
+        };
+        let ix = index::index(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ix.container, container);
+        assert!(ix.video.is_none(), "{name}");
+        let a = ix.audio.unwrap();
+        assert!(a.codec.is_aac_lc(), "{name}: {:?}", a.codec);
+        let start = index::seconds(a.start, a.timescale);
+        assert!(
+            (start - ffprobe_start(&path, "a")).abs() <= TOLERANCE_S,
+            "{name}: {start}"
+        );
+    }
+}
+
 /// Matroska written to a pipe has no Cues (and no Duration): the index scans the clusters.
 #[test]
 fn matroska_without_cues_is_scanned() {

@@ -173,7 +173,11 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     } else {
         Method::ClusterScan
     };
-    match keyframes {
+    // Audio alone needs only its first block: no walk over the whole file.
+    match keyframes
+        .as_ref()
+        .or(video.is_none().then_some(&Vec::new()))
+    {
         Some(_) => {
             // The first blocks of the first clusters give each track's start.
             let mut at = first_cluster;

@@ -71,7 +71,9 @@ pub struct VideoTrack {
     pub start: i64,
     /// Presentation time at which the last sample ends, in ticks (>= `start`).
     pub end: i64,
-    /// Presentation times of the sync samples (keyframes), in ticks, ascending, without duplicates.
+    /// Presentation times of the sync samples (keyframes), in ticks, ascending, without duplicates;
+    /// may be empty (a file that flags none), and may start after `start` (an open GOP's leading
+    /// frames, or an edit list that starts mid-GOP).
     pub keyframes: Vec<i64>,
 }
 
