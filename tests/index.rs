@@ -409,7 +409,11 @@ fn fuzz_corpus_replays_without_panics() {
         }
         let data = std::fs::read(&path).unwrap();
         for c in [Container::Mp4, Container::Matroska] {
-            let _ = index::index_reader_as(c, std::io::Cursor::new(&data), &Limits::default());
+            let got = index::index_reader_as(c, std::io::Cursor::new(&data), &Limits::default());
+            if let Ok(Index { video: Some(v), .. }) = got {
+                assert!(v.timescale > 0 && v.end >= v.start, "{}", path.display());
+                assert!(v.keyframes.windows(2).all(|w| w[0] < w[1]));
+            }
         }
         let got = index::index_bytes(&data);
         let name = path.file_name().unwrap().to_string_lossy();

@@ -212,11 +212,13 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     }
     let video = match (video, scan.first_video) {
         (Some(v), Some(first)) => {
-            let keyframes: Vec<i64> = keyframes
+            let mut keyframes: Vec<i64> = keyframes
                 .unwrap_or_default()
                 .into_iter()
                 .map(|k| clock.ticks(k))
                 .collect();
+            // Ticks saturate on absurd timestamps: equal neighbours collapse to one.
+            keyframes.dedup();
             let start = clock.ticks(first);
             let end_ns = end.unwrap_or(0);
             Some(VideoTrack {
