@@ -22,7 +22,8 @@ fn check(result: Result<Index, IndexError>) {
 
 fuzz_target!(|data: &[u8]| {
     // Limits small enough that a slow or memory-hungry input shows as a timeout or an OOM here
-    // rather than passing within the production limits.
+    // rather than passing within the production limits. (The defaults let an input walk 16 million
+    // declared samples: about 40 ms in release, but seconds under ASan, which starves the fuzzer.)
     let limits = Limits {
         max_time: Duration::from_secs(1),
         max_box_bytes: 1 << 20,
@@ -34,6 +35,4 @@ fuzz_target!(|data: &[u8]| {
     for container in [Container::Mp4, Container::Matroska] {
         check(index::index_reader_as(container, Cursor::new(data), &limits));
     }
-    // The public entry point with the default limits too: the sniffing path.
-    check(index::index_bytes(data));
 });
