@@ -198,6 +198,7 @@ fn mp4_family_matches_ffprobe() {
                 assert_eq!(h.chroma, Some(Chroma::Yuv420), "{name}");
                 assert_eq!(h.progressive, Some(true), "{name}");
                 assert_eq!(h.coded_size, Some((320, 240)), "{name}");
+                assert_eq!(ix.video.as_ref().unwrap().rotation, 0, "{name}");
                 let a = ix.audio.as_ref().unwrap();
                 assert_eq!(
                     a.codec,
@@ -252,6 +253,59 @@ fn matroska_family_matches_ffprobe() {
                 assert!(ix.audio.unwrap().codec.is_aac_lc(), "{name}");
             }
         }
+    }
+}
+
+/// A phone-style rotation in the tkhd display matrix (ffmpeg 5.1 cannot write one: patched in).
+#[test]
+fn mp4_display_rotation_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(path) = ffmpeg(dir.path(), "upright.mp4", &format!("{AV} {X264} -an")) else {
+        return;
+    };
+    let mut data = std::fs::read(&path).unwrap();
+    let tkhd = data.windows(4).position(|w| w == b"tkhd").unwrap() + 4;
+    assert_eq!(data[tkhd], 0, "version 0 tkhd");
+    // version/flags, 5 words, 16 bytes, then the matrix a b u c d v x y w.
+    let matrix = tkhd + 4 + 20 + 16;
+    let words: [u32; 4] = [0, 0x0001_0000, 0, 0xFFFF_0000];
+    for (i, w) in words.iter().enumerate() {
+        data[matrix + 4 * i..matrix + 4 * i + 4].copy_from_slice(&w.to_be_bytes());
+    }
+    std::fs::write(&path, &data).unwrap();
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["stream_side_data=rotation", "-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let theirs: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    let ours = index::index(&path).unwrap().video.unwrap().rotation;
+    assert_eq!((ours, theirs), (-90, -90));
+}
+
+/// Audio-only files: no video track, the audio's codec and start (AAC-only files may pass through).
+#[test]
+fn audio_only_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let tone = "-f lavfi -i sine=duration=5 -c:a aac";
+    for (name, container) in [
+        ("tone.m4a", Container::Mp4),
+        ("tone.mka", Container::Matroska),
+    ] {
+        let Some(path) = ffmpeg(dir.path(), name, tone) else {
+            return;
+        };
+        let ix = index::index(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(ix.container, container);
+        assert!(ix.video.is_none(), "{name}");
+        let a = ix.audio.unwrap();
+        assert!(a.codec.is_aac_lc(), "{name}: {:?}", a.codec);
+        let start = index::seconds(a.start, a.timescale);
+        assert!(
+            (start - ffprobe_start(&path, "a")).abs() <= TOLERANCE_S,
+            "{name}: {start}"
+        );
     }
 }
 
@@ -355,7 +409,11 @@ fn fuzz_corpus_replays_without_panics() {
         }
         let data = std::fs::read(&path).unwrap();
         for c in [Container::Mp4, Container::Matroska] {
-            let _ = index::index_reader_as(c, std::io::Cursor::new(&data), &Limits::default());
+            let got = index::index_reader_as(c, std::io::Cursor::new(&data), &Limits::default());
+            if let Ok(Index { video: Some(v), .. }) = got {
+                assert!(v.timescale > 0 && v.end >= v.start, "{}", path.display());
+                assert!(v.keyframes.windows(2).all(|w| w[0] < w[1]));
+            }
         }
         let got = index::index_bytes(&data);
         let name = path.file_name().unwrap().to_string_lossy();

@@ -24,6 +24,10 @@ const ID_CODEC_ID: u32 = 0x86;
 const ID_CODEC_PRIVATE: u32 = 0x63A2;
 const ID_DEFAULT_DURATION: u32 = 0x23_E383;
 const ID_CODEC_DELAY: u32 = 0x56AA;
+const ID_SEEK_HEAD: u32 = 0x114D_9B74;
+const ID_SEEK: u32 = 0x4DBB;
+const ID_SEEK_ID: u32 = 0x53AB;
+const ID_SEEK_POSITION: u32 = 0x53AC;
 const ID_CLUSTER: u32 = 0x1F43_B675;
 const ID_CLUSTER_TIMESTAMP: u32 = 0xE7;
 const ID_SIMPLE_BLOCK: u32 = 0xA3;
@@ -43,7 +47,7 @@ const LEVEL1: [u32; 9] = [
     ID_CUES,
     ID_INFO,
     ID_TRACKS,
-    0x114D_9B74, // SeekHead
+    ID_SEEK_HEAD,
     0x1254_C367, // Tags
     0x1043_A770, // Chapters
     0x1941_A469, // Attachments
@@ -94,6 +98,8 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     let mut tracks = Vec::new();
     let mut cues = None;
     let mut first_cluster = None;
+    // Where the SeekHead says the Cues are: read them from there instead of walking every cluster.
+    let mut cues_at = None;
     let mut pos = seg_start;
     while seg_end.saturating_sub(pos) >= 2 {
         src.tick()?;
@@ -101,7 +107,9 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
         let Ok(h) = header(src) else { break };
         let body_start = src.pos();
         let end = match h.size {
-            Some(size) => body_start.saturating_add(size).min(seg_end),
+            // A header that itself runs past the Segment's end leaves an empty body, never a
+            // negative one.
+            Some(size) => body_start.saturating_add(size).min(seg_end).max(body_start),
             None if h.id == ID_CLUSTER => Scan::new(None, None).cluster(src, pos, seg_end)?,
             None => return Err(IndexError::Malformed("unknown-size element")),
         };
@@ -121,8 +129,18 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
                 tracks = parse_tracks(&src.read_vec(end - body_start)?)?;
             }
             ID_CUES if cues.is_none() => cues = Some(src.read_vec(end - body_start)?),
+            ID_SEEK_HEAD if cues_at.is_none() => {
+                let body = src.read_vec(end - body_start)?;
+                cues_at = seek_head_cues(&body, seg_start)?;
+            }
             ID_CLUSTER => {
                 first_cluster.get_or_insert(pos);
+                if let Some(at) = cues_at.take().filter(|&at| at > pos && cues.is_none()) {
+                    cues = read_cues_at(src, at, seg_end)?;
+                    if cues.is_some() && !tracks.is_empty() {
+                        break;
+                    }
+                }
             }
             _ => {}
         }
@@ -136,6 +154,7 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     let audio = pick(&tracks, 2);
     let mut scan = Scan::new(video, audio);
     scan.scale = scale;
+    scan.max_keyframes = src.limits.max_keyframes;
     let first_cluster = first_cluster.ok_or(IndexError::Malformed("no Cluster"))?;
 
     // Keyframes from Cues if they hold the video track's points and the clusters agree.
@@ -154,7 +173,11 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     } else {
         Method::ClusterScan
     };
-    match keyframes {
+    // Audio alone needs only its first block: no walk over the whole file.
+    match keyframes
+        .as_ref()
+        .or(video.is_none().then_some(&Vec::new()))
+    {
         Some(_) => {
             // The first blocks of the first clusters give each track's start.
             let mut at = first_cluster;
@@ -189,15 +212,18 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     }
     let video = match (video, scan.first_video) {
         (Some(v), Some(first)) => {
-            let keyframes: Vec<i64> = keyframes
+            let mut keyframes: Vec<i64> = keyframes
                 .unwrap_or_default()
                 .into_iter()
                 .map(|k| clock.ticks(k))
                 .collect();
+            // Ticks saturate on absurd timestamps: equal neighbours collapse to one.
+            keyframes.dedup();
             let start = clock.ticks(first);
             let end_ns = end.unwrap_or(0);
             Some(VideoTrack {
                 codec: v.video_codec(),
+                rotation: 0,
                 timescale: clock.timescale,
                 start,
                 end: clock.ticks_from_ns(end_ns).max(start),
@@ -223,6 +249,52 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
         audio,
         method,
     })
+}
+
+/// The absolute position of the Cues a SeekHead body names, if it names them.
+fn seek_head_cues(body: &[u8], seg_start: u64) -> Result<Option<u64>, IndexError> {
+    for e in elements(body) {
+        let (id, seek) = e?;
+        if id != ID_SEEK {
+            continue;
+        }
+        let (mut target, mut position) = (None, None);
+        for e in elements(seek) {
+            let (id, v) = e?;
+            match id {
+                ID_SEEK_ID => target = Some(uint(v)?),
+                ID_SEEK_POSITION => position = Some(uint(v)?),
+                _ => {}
+            }
+        }
+        if target == Some(u64::from(ID_CUES))
+            && let Some(p) = position
+        {
+            return Ok(seg_start.checked_add(p));
+        }
+    }
+    Ok(None)
+}
+
+/// The body of the Cues element at `at`, or `None` if something else is there (a stale SeekHead).
+fn read_cues_at<R: Read + Seek>(
+    src: &mut Source<R>,
+    at: u64,
+    seg_end: u64,
+) -> Result<Option<Vec<u8>>, IndexError> {
+    if seg_end.saturating_sub(at) < 2 {
+        return Ok(None);
+    }
+    src.tick()?;
+    src.seek(at)?;
+    let Ok(h) = header(src) else { return Ok(None) };
+    match (h.id, h.size) {
+        (ID_CUES, Some(size)) => {
+            let size = size.min(seg_end.saturating_sub(src.pos()));
+            Ok(Some(src.read_vec(size)?))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// Timestamps in TimestampScale units as exact ticks: the units themselves when the scale divides
@@ -570,6 +642,8 @@ struct Scan {
     /// rounded up to units).
     video_end: Option<i64>,
     scale: u64,
+    /// Most keyframes collected (`Limits::max_keyframes`).
+    max_keyframes: usize,
 }
 
 impl Scan {
@@ -584,6 +658,7 @@ impl Scan {
             first_audio: None,
             video_end: None,
             scale: DEFAULT_TIMESTAMP_SCALE,
+            max_keyframes: usize::MAX,
         }
     }
 
@@ -598,6 +673,7 @@ impl Scan {
             first_audio: None,
             video_end: None,
             scale: other.scale,
+            max_keyframes: other.max_keyframes,
         }
     }
 
@@ -718,6 +794,9 @@ impl Scan {
             let block_end = ts.saturating_add(dur);
             self.video_end = Some(self.video_end.map_or(block_end, |e| e.max(block_end)));
             if key && self.collect {
+                if self.keyframes.len() >= self.max_keyframes {
+                    return Err(IndexError::Limit("too many keyframes"));
+                }
                 self.keyframes.insert(ts);
             }
         } else if Some(track) == self.audio && self.first_audio.is_none() {
@@ -774,6 +853,48 @@ mod tests {
         assert!(all(&[0x86, 0x85, b'a']).is_err());
         assert_eq!(all(&[0x86, 0x81, b'a', 0xEC, 0x80]).unwrap().len(), 2);
         assert!(all(&[0x86, 0xFF]).is_err());
+    }
+
+    fn seed(name: &str) -> Vec<u8> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/index");
+        std::fs::read(dir.join(name)).unwrap()
+    }
+
+    fn run(data: &[u8], limits: &super::super::Limits) -> Result<Index, IndexError> {
+        super::super::index_reader(std::io::Cursor::new(data), limits)
+    }
+
+    #[test]
+    fn scans_and_cues_stay_within_limits() {
+        use super::super::{Limits, Method};
+        let nocues = seed("seed_nocues.mkv");
+        let ix = run(&nocues, &Limits::default()).unwrap();
+        assert_eq!(ix.method, Method::ClusterScan);
+        let few = |f: fn(&mut Limits)| {
+            let mut l = Limits::default();
+            f(&mut l);
+            l
+        };
+        let limits = few(|l| l.max_keyframes = 2);
+        assert!(matches!(run(&nocues, &limits), Err(IndexError::Limit(_))));
+        let limits = few(|l| l.max_elements = 20);
+        assert!(matches!(run(&nocues, &limits), Err(IndexError::Limit(_))));
+        let cues = seed("seed.mkv");
+        let good = run(&cues, &Limits::default()).unwrap();
+        assert_eq!(good.method, Method::Cues);
+        // A SeekHead pointing off the Cues: the level-1 walk still finds them.
+        let mut stale = cues.clone();
+        let id = stale
+            .windows(7)
+            .position(|w| w == [0x53, 0xAB, 0x84, 0x1C, 0x53, 0xBB, 0x6B])
+            .expect("a SeekHead entry for the Cues");
+        let pos = &mut stale[id + 7..];
+        assert_eq!(pos[..2], [0x53, 0xAC]);
+        let len = usize::from(pos[2] & 0x0F);
+        pos[2 + len] ^= 0x01;
+        assert_eq!(run(&stale, &Limits::default()).unwrap(), good);
+        let limits = few(|l| l.max_keyframes = 2);
+        assert!(matches!(run(&cues, &limits), Err(IndexError::Limit(_))));
     }
 
     #[test]

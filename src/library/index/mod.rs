@@ -5,6 +5,7 @@
 //! and return an [`IndexError`] rather than panic on any input. A file without an index in time
 //! is one to transcode.
 
+mod cache;
 mod codec;
 mod mkv;
 mod mp4;
@@ -15,6 +16,7 @@ use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 use std::time::Duration;
 
+pub use cache::{Cached, DEFAULT_CACHE_KEYFRAMES, FileVersion, IndexCache};
 pub use codec::{AudioCodec, Chroma, H264, VideoCodec};
 
 /// The keyframe index of one file: its first video track and first audio track.
@@ -60,13 +62,18 @@ pub enum Container {
 pub struct VideoTrack {
     /// The track's codec as its sample description names it.
     pub codec: VideoCodec,
+    /// Rotation the player must apply, in degrees counter-clockwise as ffprobe reports it (MP4
+    /// display matrix; -90 for an upright phone video); 0 for none and for Matroska.
+    pub rotation: i32,
     /// Ticks per second of every time in this track (never 0).
     pub timescale: u32,
     /// Presentation time of the first sample, in ticks.
     pub start: i64,
     /// Presentation time at which the last sample ends, in ticks (>= `start`).
     pub end: i64,
-    /// Presentation times of the sync samples (keyframes), in ticks, ascending, without duplicates.
+    /// Presentation times of the sync samples (keyframes), in ticks, ascending, without duplicates;
+    /// may be empty (a file that flags none), and may start after `start` (an open GOP's leading
+    /// frames, or an edit list that starts mid-GOP).
     pub keyframes: Vec<i64>,
 }
 
@@ -270,6 +277,7 @@ mod tests {
     fn durations_and_gops_from_ticks() {
         let t = VideoTrack {
             codec: VideoCodec::Other("x".into()),
+            rotation: 0,
             timescale: 90_000,
             start: 0,
             end: 450_000,

@@ -141,6 +141,8 @@ struct Track {
     timescale: u32,
     edit: Edit,
     video_codec: Option<VideoCodec>,
+    /// tkhd display matrix rotation, in degrees as ffprobe reports it.
+    rotation: i32,
     audio_codec: Option<AudioCodec>,
     /// trex defaults for fragments: (duration, flags).
     trex: (u32, u32),
@@ -312,6 +314,7 @@ impl Movie {
                 // A track without samples (an empty moov whose fragments never came) has no index.
                 start.map(|start| VideoTrack {
                     codec,
+                    rotation: t.rotation,
                     timescale: t.timescale,
                     start,
                     end: end.max(start),
@@ -444,6 +447,8 @@ impl Track {
         s.skip(if v == 1 { 16 } else { 8 })?;
         let id = s.u32()?;
         let enabled = tkhd_flags & 1 != 0;
+        // A tkhd cut before its matrix (seen only in hand-made files) means no transform.
+        let rotation = display_rotation(s, v).unwrap_or(0);
         let mdia = child(&boxes, b"mdia").ok_or(IndexError::Malformed("no mdia"))?;
         let mdia = children(mdia)?;
         let hdlr = child(&mdia, b"hdlr").ok_or(IndexError::Malformed("no hdlr"))?;
@@ -476,6 +481,7 @@ impl Track {
             timescale,
             edit,
             video_codec: None,
+            rotation,
             audio_codec: None,
             trex: trex
                 .iter()
@@ -516,6 +522,21 @@ impl Track {
         keyframes.dedup();
         Ok((Some(start), end, keyframes))
     }
+}
+
+/// The rotation of a tkhd's display matrix (from just after its track ID), in degrees
+/// counter-clockwise as ffprobe's `rotation` side data says it: -90 for a phone held upright.
+fn display_rotation(mut s: Slice, version: u8) -> Result<i32, IndexError> {
+    // reserved, duration; reserved[2], layer, alternate_group, volume, reserved.
+    s.skip(if version == 1 { 12 } else { 8 } + 16)?;
+    let a = f64::from(s.u32()? as i32);
+    let b = f64::from(s.u32()? as i32);
+    if a == 0.0 && b == 0.0 {
+        return Ok(0);
+    }
+    let degrees = -b.atan2(a).to_degrees().round() as i32;
+    // -180 and 180 are the same turn; ffprobe says 180.
+    Ok(if degrees == -180 { 180 } else { degrees })
 }
 
 /// The edit list's leading empty time and the first media time, in the track's timescale.
