@@ -147,6 +147,13 @@ fn index_click_plays_on_the_player_page() {
     );
     let result = scenario("index", &base(&server), &options);
     assert!(number(&result, "mediaTime") > 4.0, "{result}");
+    // What hls.js played was the source's own H.264/AAC, passed through (direct).
+    let metrics = support::http::get(&server.url("/metrics")).text();
+    let direct = format!(
+        "hlss_stream_delivery{{stream=\"{}\",delivery=\"direct\"",
+        media::MP4.rel
+    );
+    assert!(metrics.lines().any(|l| l.starts_with(&direct)), "{metrics}");
     let png = std::fs::read(&shot).unwrap_or_else(|e| panic!("screenshot {shot:?}: {e}"));
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
     assert!(number(&result, "screenshotColours") > 20.0, "{result}");

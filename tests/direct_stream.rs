@@ -35,6 +35,8 @@ const MP4: Clip = clip("direct.mp4", true);
 const IRREGULAR: Clip = clip("irregular.mp4", true);
 /// Matroska with Cues (ffmpeg writes them).
 const MKV: Clip = clip("direct.mkv", true);
+/// Matroska written to a pipe: no Cues and no duration, so the index scans the clusters.
+const MKV_NO_CUES: Clip = clip("piped.mkv", true);
 /// H.264 with AC-3: the video passes, the audio is encoded beside it.
 const AC3: Clip = clip("ac3.mkv", true);
 /// AAC alone.
@@ -115,8 +117,37 @@ fn root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
         let recipes = recipes();
-        cached_tree("direct", &recipes, |dir| run_recipes(dir, &recipes))
+        cached_tree("direct", &(&recipes, MKV_NO_CUES.rel), |dir| {
+            run_recipes(dir, &recipes);
+            write_piped_matroska(&dir.join(MKV_NO_CUES.rel));
+        })
     })
+}
+
+/// An MKV as ffmpeg writes it to a pipe: it cannot seek back to add Cues or the duration.
+fn write_piped_matroska(path: &Path) {
+    let video = format!("testsrc2=size=1280x720:rate=25:duration={SECONDS}");
+    let audio = format!("sine=frequency=330:sample_rate=48000:duration={SECONDS}");
+    let mut args = vec!["-nostdin".to_owned(), "-v".into(), "error".into()];
+    args.extend(lavfi_args(
+        &[video.as_str(), audio.as_str()],
+        "-c:v libx264 -preset ultrafast -bf 2 -g 50 -c:a aac -shortest -f matroska pipe:1",
+    ));
+    let out = Command::new("ffmpeg")
+        .args(&args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg: {e}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cues_id = [0x1C, 0x53, 0xBB, 0x6B];
+    assert!(
+        !out.stdout.windows(4).any(|w| w == cues_id),
+        "a piped MKV with Cues"
+    );
+    std::fs::write(path, &out.stdout).expect("write the piped MKV");
 }
 
 fn href(rel: &str) -> String {
@@ -356,9 +387,10 @@ fn codecs(segments: &[Vec<u8>]) -> Vec<String> {
 }
 
 #[test]
-fn matroska_ac3_and_aac_alone_pass_too() {
+fn matroska_with_and_without_cues_ac3_and_aac_alone_pass_too() {
     let server = Server::start(root(), &[]);
     play_direct(&server, &MKV);
+    play_direct(&server, &MKV_NO_CUES);
     // The AC-3 track comes out as AAC beside the untouched video.
     let (_, segments) = play_direct(&server, &AC3);
     assert_eq!(codecs(&segments), ["aac", "h264"]);

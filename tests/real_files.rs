@@ -396,11 +396,15 @@ fn sparse_keyframes_cut_on_the_grid_even_mid_gop() {
 }
 
 #[test]
-fn uhd_clip_is_scaled_to_720p() {
+fn uhd_clip_is_scaled_to_720p_when_transcoded_and_kept_when_direct() {
     let clip = &real_media::UHD;
-    let out = play(clip, &[]);
+    let out = play(clip, &["--direct", "off"]);
     assert_eq!(field(&out.path, "video", "width"), "1280");
     assert_eq!(field(&out.path, "video", "height"), "720");
+    // Passed through, it stays at its own size (H.264 with short GOPs is direct by default).
+    let out = play(clip, &[]);
+    assert_eq!(field(&out.path, "video", "width"), "3840");
+    assert_eq!(field(&out.path, "video", "height"), "2160");
 }
 
 /// Too long to play whole on CI: the plan's length, and segments at the start, middle and end

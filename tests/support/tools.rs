@@ -104,10 +104,27 @@ pub fn probe_duration(path: &Path) -> f64 {
         PROBE_TIMEOUT,
     );
     assert!(run.success(), "ffprobe {path:?}: {}", run.describe());
-    run.stdout
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("ffprobe {path:?}: no duration in {:?}", run.stdout))
+    if let Ok(duration) = run.stdout.trim().parse() {
+        return duration;
+    }
+    // A file written to a pipe (Matroska without Cues) states no duration: the end of its last
+    // packet is the duration.
+    let packets = run_with_timeout(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_entries", "packet=pts_time,duration_time"])
+            .args(["-of", "csv=p=0"])
+            .arg(path),
+        PROBE_TIMEOUT,
+    );
+    packets
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            let (pts, duration) = l.trim().trim_end_matches(',').split_once(',')?;
+            Some(pts.parse::<f64>().ok()? + duration.parse::<f64>().unwrap_or(0.0))
+        })
+        .reduce(f64::max)
+        .unwrap_or_else(|| panic!("ffprobe {path:?}: no duration in {:?}", run.stdout))
 }
 
 /// Checks that the segments joined end to end are one clean stream: ffprobe finds the expected kinds
