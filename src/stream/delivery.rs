@@ -120,17 +120,18 @@ fn check_video(video: &VideoCodec) -> Result<(), Reason> {
 }
 
 /// How a probed VOD file at `path` is delivered, and its plan: direct on a plan cut at its own
-/// keyframes (from the container's index, no decoding) when the codecs allow, an index can be
-/// had and no segment would exceed `max_segment` (`None`: `--direct off`); else transcoded on
-/// the even grid of `target`. Blocking (reads the file's index): call off the async runtime.
+/// keyframes (from the container's index, no decoding, kept in `indexes` per file version)
+/// when the codecs allow, an index can be had and no segment would exceed `max_segment`
+/// (`None`: `--direct off`); else transcoded on the even grid of `target`. Blocking (reads the file's index): call off the async runtime.
 pub fn decide(
     path: Option<&Path>,
     probe: &Probe,
     target: Duration,
     max_segment: Option<Duration>,
+    indexes: &index::IndexCache,
 ) -> (Plan, Delivery) {
     let even = Plan::new(target, probe.origin, probe.duration);
-    match direct_plan(path, probe, target, max_segment) {
+    match direct_plan(path, probe, target, max_segment, indexes) {
         Ok((plan, delivery)) => (plan.unwrap_or(even), delivery),
         Err(reason) => (even, Delivery::Transcode(reason)),
     }
@@ -142,6 +143,7 @@ fn direct_plan(
     probe: &Probe,
     target: Duration,
     max_segment: Option<Duration>,
+    indexes: &index::IndexCache,
 ) -> Result<(Option<Plan>, Delivery), Reason> {
     let max_segment = max_segment.ok_or(Reason::Off)?;
     let path = path.ok_or(Reason::Generated)?;
@@ -149,9 +151,12 @@ fn direct_plan(
     if let Delivery::Direct { video: false, .. } = delivery {
         return Ok((None, delivery));
     }
-    let index = index::index(path).map_err(|err| Reason::NoIndex(err.to_string()))?;
+    let index = indexes
+        .get(path)
+        .map_err(|err| Reason::NoIndex(err.to_string()))?;
     let video = index
         .video
+        .as_ref()
         .ok_or_else(|| Reason::NoIndex("the container lists no video track".into()))?;
     let keyframes: Vec<Duration> = video
         .keyframes

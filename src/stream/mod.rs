@@ -35,6 +35,7 @@ pub use viewers::{SessionId, Viewer};
 
 use crate::config::{EncoderSettings, PlaylistMode, StreamLimits as Limits};
 use crate::library::Source;
+use crate::library::index::IndexCache;
 use crate::transcode::{self, TranscodeError};
 use budget::Cost;
 use machine::{Action, Event, Machine, PLAYLIST_WAIT, Reply, RequestId, SEGMENT_WAIT};
@@ -127,6 +128,8 @@ struct Shared {
     opened_as: Option<FileStamp>,
     settings: EncoderSettings,
     limits: Limits,
+    /// Keyframe indexes of the files served, shared by every stream.
+    indexes: Arc<IndexCache>,
     /// The machine's time zero.
     epoch: Instant,
     inner: Mutex<Inner>,
@@ -225,6 +228,7 @@ impl Stream {
         settings: EncoderSettings,
         limits: Limits,
         budget: Budget,
+        indexes: Arc<IndexCache>,
     ) -> Stream {
         Stream {
             shared: Arc::new(Shared {
@@ -233,6 +237,7 @@ impl Stream {
                 source,
                 settings,
                 limits,
+                indexes,
                 epoch: Instant::now(),
                 inner: Mutex::new(Inner {
                     machine: Machine::new(limits, budget, Time::ZERO),
@@ -263,8 +268,10 @@ impl Stream {
                 Plan::new(target, Duration::ZERO, None),
                 Delivery::Transcode(Reason::Event),
             )),
-            PlaylistMode::Vod => crate::transcode::probe(&self.shared.source)
-                .map(|probe| delivery::decide(path, &probe, target, settings.direct_max_segment)),
+            PlaylistMode::Vod => crate::transcode::probe(&self.shared.source).map(|probe| {
+                let max_segment = settings.direct_max_segment;
+                delivery::decide(path, &probe, target, max_segment, &self.shared.indexes)
+            }),
         };
         match &opened {
             Ok((plan, delivery)) => tracing::info!(
