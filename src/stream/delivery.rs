@@ -163,8 +163,13 @@ fn direct_plan(
         .iter()
         .filter_map(|&ticks| media_time(ticks, video.timescale))
         .collect();
-    let end = media_time(video.end, video.timescale)
-        .ok_or_else(|| Reason::NoIndex("the video track ends before it starts".into()))?;
+    // Where the audio and video end, as the probe measured it: a container's own figure can
+    // count a subtitle track that outlasts the picture (Matroska's Duration does).
+    let end = match probe.duration {
+        Some(duration) => probe.origin + duration,
+        None => media_time(video.end, video.timescale)
+            .ok_or_else(|| Reason::NoIndex("the video track ends before it starts".into()))?,
+    };
     let plan = Plan::at_keyframes(&keyframes, end, target)
         .ok_or_else(|| Reason::NoIndex("no keyframe".into()))?;
     by_segments(plan.longest().unwrap_or_default(), max_segment)?;

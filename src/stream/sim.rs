@@ -787,7 +787,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn random_viewers_always_get_their_segments() {
-    let cases = env_u64("HLSS_SIM_CASES").unwrap_or(1000);
+    let cases = env_u64("HLSS_SIM_CASES").unwrap_or(2000);
     let seeds: Vec<u64> = match env_u64("HLSS_SIM_SEED") {
         Some(seed) => vec![seed],
         None => (0..cases)
