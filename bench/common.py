@@ -147,6 +147,16 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def proc_cpu(pid: int) -> float:
+    """User + system CPU seconds a process has used so far, all its threads (NaN once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()  # fields[0] is field 3 (state) of proc(5)
+    except (FileNotFoundError, ProcessLookupError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def playlist_uris(text: str) -> list[str]:
     return [l.strip() for l in text.splitlines() if l.strip() and not l.startswith("#")]
 

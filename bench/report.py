@@ -93,7 +93,136 @@ def targets(r: dict) -> list[tuple[str, str, str]]:
         rows.append(("Segmenter (the criterion bench's own goal): ≥ 2000 MB/s and ≥ 25% of memcpy",
                      f"{seg['mb_s']:.0f} MB/s, {seg['of_memcpy']:.0%} of memcpy ({cp['mb_s']:.0f} MB/s)",
                      verdict(seg["mb_s"] >= 2000 and seg["of_memcpy"] >= 0.25)))
+    rows += direct_targets(r.get("direct"))
     return rows
+
+
+def _served(how: str) -> str:
+    """A note when hlss did not deliver the way a direct figure assumes."""
+    return "" if how == "direct" else f" (hlss delivered these as **{how}**, not direct)"
+
+
+def _direct_verdict(ok, how: str) -> str:
+    return verdict(ok) if how == "direct" else "not measured (no direct delivery)"
+
+
+def direct_targets(d: dict | None) -> list[tuple[str, str, str]]:
+    if not d:
+        return []
+    rows = []
+    lad = d.get("ladder")
+    if lad:
+        dn, tn = lad["direct_max_clean"], lad["transcode_max_clean"]
+        hows = {r["delivered_as"] for r in lad["direct"].values()}
+        how = hows.pop() if len(hows) == 1 else "mixed"
+        rows.append((
+            "Direct: ≥ 50 viewers of distinct 1080p H.264 files play without a stall (this machine)",
+            f"direct {dn} vs transcoded {tn}: **{x(ratio(dn, tn), 1)}**{_served(how)}",
+            _direct_verdict(dn >= 50, how),
+        ))
+    fs = d.get("first_segment")
+    if fs:
+        seg, ff = med(fs["direct_segment"]), med(fs["ffmpeg_first"])
+        how = fs["direct_delivered_as"]
+        rows.append((
+            "Direct: first segment ≤ 0.1 s (1080p, cold: playlist + segment 0)",
+            f"{seg:.3f} s vs `ffmpeg -c copy -f hls` first segment {ff:.3f} s: **{x(fs['ratio_ffmpeg'])}**"
+            f"{_served(how)}",
+            _direct_verdict(None if _nan(seg) else seg <= 0.1, how),
+        ))
+    for key, sk in d.get("seek", {}).items():
+        v = med(sk["seek"])
+        rows.append((
+            f"Direct: cold seek to {sk['fraction']:.0%} of a {sk['seconds'] / 3600:.0f}-hour file ≤ 0.2 s "
+            f"({key.upper()})",
+            f"{v:.3f} s vs `ffmpeg -ss -c copy -f hls` first segment {med(sk['ffmpeg_first']):.3f} s: "
+            f"**{x(sk['ratio_ffmpeg'])}**{_served(sk['delivered_as'])}",
+            _direct_verdict(None if _nan(v) else v <= 0.2, sk["delivered_as"]),
+        ))
+    return rows
+
+
+def direct_table(d: dict) -> list[str]:
+    """Section 7: direct streaming, `--direct auto` vs `--direct off` vs `ffmpeg -c copy`."""
+    st = d["settings"]
+    src = d["source"]
+    out = [f"\n### 7. Direct streaming: `--direct auto` vs `--direct off` (issue 13)\n"]
+    out.append(
+        f"Sources: distinct MP4s ({src['label']}), {src['seconds']:.0f} s at {src['kbps']:.0f} kb/s (one x264 "
+        f"`ultrafast` encode, stream-copied under different names and title tags). Both modes run the same "
+        f"command (hlss's defaults spelled out) but for `--direct`; transcoded means x264 `veryfast`, 3 Mb/s, "
+        f"720p. Load average at the section's start {d['load_start'][0]:.1f}, at its end "
+        f"{d['load_end'][0]:.1f}; it took {d['duration_s'] / 60:.1f} min.\n")
+    lad = d.get("ladder")
+    if lad:
+        out.append(
+            f"**Viewers.** N simulated players of N different files on a fresh server, started together: each "
+            f"fetches segments as fast as they come until it holds {st['start_buffer_s']:g} s, then plays at "
+            f"real-time pace, keeping up to {st['ahead_s']:g} s buffered, for {st['play_s']:g} s of media. A stall "
+            f"is the buffer running dry. The direct server keeps the default `--max-transcodes`; the transcoded "
+            f"one gets `--max-transcodes N`, and its ladder stops after the first N with ≥ N stalls. RSS per "
+            f"viewer = (median RSS while all played − RSS before) / N; CPU is hlss's utime + stime over the "
+            f"phase, in cores busy on average.\n")
+        out.append(f"Largest N that played without a stall: **direct {lad['direct_max_clean']}**, "
+                   f"**transcoded {lad['transcode_max_clean']}**.\n")
+        out.append("| viewers | mode (delivered as) | stalls (viewers stalled, time) | start, median (max) "
+                   "| finished | errors / 503 retries | RSS before → plateau | RSS per viewer | CPU (cores) "
+                   "| CPU s per hour of media played |")
+        out.append("|---" * 10 + "|")
+        ns = sorted({int(n) for mode in ("direct", "transcode") for n in lad[mode]})
+        for n in ns:
+            for mode in ("direct", "transcode"):
+                r = lad[mode].get(str(n))
+                if not r:
+                    continue
+                su = r["startup"]
+                out.append(
+                    f"| {n} | {mode} ({r['delivered_as']}) | {r['stalls']} ({r['viewers_stalled']}, "
+                    f"{r['stalled_s']:.1f} s) | {su['median']:.2f} s ({su['max']:.2f}) | {r['finished']}/{n} "
+                    f"| {len(r['errors'])} / {r['retries_503']} | {r['rss_idle_kib'] / 1024:.0f} → "
+                    f"{r['rss_plateau_kib'] / 1024:.0f} MiB | {r['rss_per_viewer_kib'] / 1024:.1f} MiB "
+                    f"| {ratio(r['cpu_s'], r['wall_s']):.2f} | {r['cpu_s_per_media_hour']:.0f} |")
+    fs = d.get("first_segment")
+    if fs:
+        out.append(f"\n**First segment** ({fs['label']}, cold, median (min–max) of {st['runs']} runs, "
+                   f"round-robin). hlss: fresh server, from the playlist request to segment 0's last byte; "
+                   f"ffmpeg: from spawning `ffmpeg -c copy -f hls` until its playlist lists 1 / 3 segments.\n")
+        out.append("| what | playlist | playlist + segment 0 | delivered as |")
+        out.append("|---|---|---|---|")
+        for mode, label in (("direct", "hlss `--direct auto`"), ("transcode", "hlss `--direct off`")):
+            out.append(f"| {label} | {s(fs[mode + '_playlist'], 's', 3)} | {s(fs[mode + '_segment'], 's', 3)} "
+                       f"| {fs[mode + '_delivered_as']} |")
+        out.append(f"| `ffmpeg -c copy -f hls`: 1 / 3 segments listed | | {s(fs['ffmpeg_first'], 's', 3)} / "
+                   f"{s(fs['ffmpeg_three'], 's', 3)} | |")
+        out.append(f"| direct / ffmpeg (1 segment) | | {x(fs['ratio_ffmpeg'])} | |")
+    if d.get("seek"):
+        out.append(f"\n**Cold seek** (fresh server each time; the file is in the page cache after the discarded "
+                   f"warm-up): the playlist, then the segment at {st['seek_fraction']:.0%}; `ffmpeg -ss -c copy "
+                   f"-f hls` until its first segment is listed as the reference. The long files are a 500 kb/s "
+                   f"1080p24 clip (keyframe every 2 s) repeated by stream copy: the index is a 2-hour one.\n")
+        out.append("| file | size | playlist | playlist + segment at 80% | the segment alone "
+                   "| ffmpeg -ss -c copy: 1 segment | hlss / ffmpeg | delivered as |")
+        out.append("|---" * 8 + "|")
+        for key, sk in d["seek"].items():
+            out.append(
+                f"| {sk['label']} | {sk['bytes'] / 1e9:.2f} GB | {s(sk['playlist'], 's', 3)} | {s(sk['seek'], 's', 3)} "
+                f"(segment {sk['index']} of {sk['listed']}) | {s(sk['segment_only'], 's', 3)} "
+                f"| {s(sk['ffmpeg_first'], 's', 3)} | {x(sk['ratio_ffmpeg'])} | {sk['delivered_as']} |")
+    cpu = d.get("cpu")
+    if cpu:
+        out.append(f"\n**CPU per hour of media served**: a client pulls every segment of {cpu['files']} file(s) "
+                   f"in order, each as soon as the previous one arrived; hlss's utime + stime before and after "
+                   f"(/proc/PID/stat); ffmpeg's from wait4.\n")
+        out.append("| what | CPU s | media | wall | CPU s per hour of media | delivered as |")
+        out.append("|---|---|---|---|---|---|")
+        for key, label in (("direct", "hlss `--direct auto`"), ("transcode", "hlss `--direct off`"),
+                           ("ffmpeg", "`ffmpeg -c copy -f hls` to disk")):
+            c = cpu[key]
+            out.append(f"| {label} | {c['cpu_s']:.2f} | {c['media_s']:.0f} s | {c['wall_s']:.1f} s "
+                       f"| {c['cpu_s_per_media_hour']:.1f} | {c.get('delivered_as', '')} |")
+        out.append(f"| direct / ffmpeg -c copy | | | | {x(cpu['ratio_ffmpeg'])} | |")
+        out.append(f"| direct / transcoded | | | | {x(cpu['ratio_transcode'], 3)} | |")
+    return out
 
 
 def table(r: dict) -> str:
@@ -238,6 +367,9 @@ def table(r: dict) -> str:
                            f"| {sm.get('of_memcpy', float('nan')):.0%} |")
             if sg.get("goal"):
                 out.append(f"\nThe bench's own goal: {sg['goal']}.")
+
+    if "direct" in r:
+        out += direct_table(r["direct"])
     return "\n".join(out)
 
 

@@ -7,8 +7,14 @@
 
 Settings (environment): BENCH_RUNS (cold starts per tool, default 5), BENCH_RTF_RUNS (full
 transcodes per tool, 3), BENCH_SERVE_RUNS (wrk runs per server, 5), BENCH_SERVE_SECONDS (8),
-BENCH_SECTIONS (comma list of startup,transcode,seek,serving,memory,segmenter; default all),
+BENCH_SECTIONS (comma list of startup,transcode,seek,serving,memory,segmenter,direct; default all),
 BENCH_PRESET (veryfast), BENCH_OUT (BENCHMARKS.md), BENCH_SOURCE_SECONDS (30).
+
+Section `direct` (bench/direct.py): BENCH_DIRECT_LADDER (viewer counts, 2,4,8,16,32,50),
+BENCH_DIRECT_PLAY (seconds of media each viewer plays, 30), BENCH_DIRECT_START_BUFFER (6),
+BENCH_DIRECT_AHEAD (seconds a player buffers ahead, 30), BENCH_DIRECT_CPU_FILES (files served for
+the CPU figure, 2), BENCH_DIRECT_SECONDS (length of each 1080p source, 60), BENCH_DIRECT_KBPS (its
+video bitrate, 6000), BENCH_DIRECT_LONG_MINUTES (the long file for the cold seek, 120).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HLSS, ROOT, WORK, log, stop_all  # noqa: E402
 import report  # noqa: E402
 
-ALL = ["startup", "transcode", "seek", "serving", "memory", "segmenter"]
+ALL = ["startup", "transcode", "seek", "serving", "memory", "segmenter", "direct"]
 
 
 def _cmd(cmd: list[str], stderr: bool = False) -> str:
@@ -95,6 +101,7 @@ def main() -> int:
         log(f"unknown BENCH_SECTIONS: {sorted(unknown)}; known: {ALL}")
         return 2
 
+    import direct
     import media
     import memory
     import segmenter
@@ -129,6 +136,8 @@ def main() -> int:
             results["memory"] = {str(k): v for k, v in memory.memory(src["h264_720p"]).items()}
         if "segmenter" in sections:
             results["segmenter"] = segmenter.criterion()
+        if "direct" in sections:
+            results["direct"] = direct.direct()
     finally:
         stop_all()
         results["facts"]["load_end"] = os.getloadavg()

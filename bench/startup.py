@@ -23,11 +23,13 @@ def max_height_for(src: Source) -> int:
     return 1080 if src.height >= 1080 else 720
 
 
-def hlss_cold(src: Source, mode: str, seek_fraction: float | None = None) -> dict:
+def hlss_cold(src: Source, mode: str, seek_fraction: float | None = None, extra: tuple[str, ...] = (),
+              inspect=None) -> dict:
     """One cold request sequence on a fresh server: the playlist, then segment 0 or, with
-    `seek_fraction`, the segment that far into the file."""
+    `seek_fraction`, the segment that far into the file. `extra` goes on hlss's command line;
+    `inspect(h)`, when given, runs after the clock stops and its result is kept as "inspect"."""
     mh = max_height_for(src)
-    with Hlss(src.path, *hlss_args(mh), "--playlist", mode, log_name=f"startup-{src.key}-{mode}") as h:
+    with Hlss(src.path, *hlss_args(mh), "--playlist", mode, *extra, log_name=f"startup-{src.key}-{mode}") as h:
         name = src.path.name
         t0 = time.monotonic()
         text = h.get(f"hls/{name}/index.m3u8").decode()
@@ -37,8 +39,11 @@ def hlss_cold(src: Source, mode: str, seek_fraction: float | None = None) -> dic
         t1 = time.monotonic()
         h.get(f"hls/{name}/{uris[k]}")
         t_seg = time.monotonic() - t0
-        return {"playlist": t_pl, "segment": t_seg, "segment_only": time.monotonic() - t1,
-                "index": k, "listed": len(uris)}
+        out = {"playlist": t_pl, "segment": t_seg, "segment_only": time.monotonic() - t1,
+               "index": k, "listed": len(uris)}
+        if inspect is not None:
+            out["inspect"] = inspect(h)
+        return out
 
 
 def baseline(tool: str, src: Source, tag: str, seek: float = 0.0) -> dict:

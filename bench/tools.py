@@ -57,6 +57,19 @@ def ffmpeg_hls(src: Path, out: Path, height: int, src_height: int, seek: float =
     return cmd
 
 
+def ffmpeg_copy_hls(src: Path, out: Path, seek: float = 0.0) -> list[str]:
+    """`ffmpeg -c copy -f hls`: the source's own H.264 and AAC cut at its keyframes, written to disk
+    (the baseline for hlss's direct streams)."""
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    if seek:
+        cmd += ["-ss", f"{seek:.3f}"]
+    return cmd + [
+        "-i", str(src), "-map", "0:v:0", "-map", "0:a:0", "-c", "copy",
+        "-f", "hls", "-hls_time", f"{SEGMENT:g}", "-hls_list_size", "0",
+        "-hls_segment_filename", str(out / "seg%05d.ts"), str(out / "index.m3u8"),
+    ]
+
+
 def hlssink2(src: Path, out: Path, height: int, src_height: int, width: int) -> list[str]:
     """gst-launch-1.0: uridecodebin → x264enc/avenc_aac with hlss's settings → hlssink2."""
     scale = f",width={width},height={height}" if height != src_height else ""
