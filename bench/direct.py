@@ -12,8 +12,8 @@ keyframe every 2 s, and a long 1080p24 file as MP4 and as Matroska.
    playhead reaching the end of the buffer before the next segment arrived; playback resumes as
    soon as it does. A 503 is retried after its Retry-After (at most 1 s), as players do. Each
    player plays PLAY s of media. The direct side keeps `--max-transcodes` at its default; the
-   transcoded side gets `--max-transcodes N` (each viewer a transcode) and its ladder stops after
-   the first N with at least N stalls. hlss's RSS is sampled every 0.5 s; its plateau is the
+   transcoded side gets `--max-transcodes N` (each viewer a transcode). Each ladder stops after
+   the first N with at least N stalls (the transcoded one early). hlss's RSS is sampled every 0.5 s; its plateau is the
    median of the samples taken while every player was playing, and RSS per viewer is (plateau −
    RSS before the players) / N. CPU: hlss's utime + stime over the phase.
 2. First segment, cold: a fresh server per measurement, playlist + segment 0 of one 1080p file
@@ -195,7 +195,8 @@ def viewers(sources: list[Source], n: int, mode: str) -> dict:
 
 
 def ladder(sources: list[Source]) -> dict:
-    """Both ladders, interleaved rung by rung; the transcoded one stops after its first bad rung."""
+    """Both ladders, interleaved rung by rung; each stops after its first rung with at least one
+    stall per viewer (the transcoded one soon: that bounds the section's time)."""
     out: dict[str, dict] = {"direct": {}, "transcode": {}}
     going = {"direct": True, "transcode": True}
     for n in LADDER:
@@ -203,7 +204,7 @@ def ladder(sources: list[Source]) -> dict:
             if going[mode] and n <= len(sources):
                 r = viewers(sources, n, mode)
                 out[mode][str(n)] = r
-                if mode == "transcode" and r["stalls"] >= n:
+                if r["stalls"] >= n or len(r["errors"]) == n:
                     going[mode] = False
     for mode in ("direct", "transcode"):
         clean = [int(n) for n, r in out[mode].items() if r["clean"]]

@@ -160,7 +160,7 @@ def direct_table(d: dict) -> list[str]:
             f"fetches segments as fast as they come until it holds {st['start_buffer_s']:g} s, then plays at "
             f"real-time pace, keeping up to {st['ahead_s']:g} s buffered, for {st['play_s']:g} s of media. A stall "
             f"is the buffer running dry. The direct server keeps the default `--max-transcodes`; the transcoded "
-            f"one gets `--max-transcodes N`, and its ladder stops after the first N with ≥ N stalls. RSS per "
+            f"one gets `--max-transcodes N`. Each ladder stops after the first N with ≥ N stalls. RSS per "
             f"viewer = (median RSS while all played − RSS before) / N; CPU is hlss's utime + stime over the "
             f"phase, in cores busy on average.\n")
         out.append(f"Largest N that played without a stall: **direct {lad['direct_max_clean']}**, "
