@@ -15,7 +15,9 @@ keyframe every 2 s, and a long 1080p24 file as MP4 and as Matroska.
    transcoded side gets `--max-transcodes N` (each viewer a transcode). Each ladder stops after
    the first N with at least N stalls (the transcoded one early). hlss's RSS is sampled every 0.5 s; its plateau is the
    median of the samples taken while every player was playing, and RSS per viewer is (plateau −
-   RSS before the players) / N. CPU: hlss's utime + stime over the phase.
+   RSS before the players) / N. CPU: hlss's utime + stime over the phase. At the direct ladder's
+   top N, the same players play from nginx serving `ffmpeg -c copy -f hls` segments of the same
+   files: the check that the players themselves keep up on this machine.
 2. First segment, cold: a fresh server per measurement, playlist + segment 0 of one 1080p file
    (`startup.hlss_cold`), direct and transcoded, round-robin with `ffmpeg -c copy -f hls` timed
    until its playlist lists 1 (and 3) segments. One warm-up round is discarded.
@@ -34,13 +36,15 @@ from __future__ import annotations
 import os
 import re
 import statistics
+import subprocess
 import threading
 import time
 import urllib.error
 
-from common import (WORK, Hlss, env_float, env_int, log, playlist_durations, playlist_uris, proc_cpu, ratio,
-                    spawn, stop, summary)
+from common import (WORK, Hlss, env_float, env_int, http_get, log, playlist_durations, playlist_uris, proc_cpu,
+                    ratio, spawn, stop, summary)
 from media import DIRECT_KBPS, DIRECT_LONG_MINUTES, DIRECT_SECONDS, Source, make_direct_long, make_direct_set
+from serving import start_nginx
 from startup import RUNS, hlss_cold
 from tools import ffmpeg_copy_hls, fresh_dir, hlss_args, time_listing
 
@@ -138,6 +142,52 @@ def player(h: Hlss, name: str, deadline: float, out: dict) -> None:
     out["stalls"], out["stalled_s"] = stalls, stalled
 
 
+class Static:
+    """A static HTTP server (nginx) with `Hlss.get`'s signature, so the same players can play from it."""
+
+    def __init__(self, base: str):
+        self.base = base.rstrip("/") + "/"
+
+    def get(self, path: str, timeout: float = 60.0) -> bytes:
+        return http_get(self.base + path.lstrip("/"), timeout)
+
+
+def play_together(server, names: list[str], sample) -> tuple[list[dict], float, float]:
+    """One player per name, all started at once; `sample()` runs every 0.5 s until they are done.
+    Returns the players' figures, the start time and the wall time."""
+    deadline = time.monotonic() + START_LIMIT + PLAY * 2 + 30
+    outs = [dict() for _ in names]
+    threads = [threading.Thread(target=player, args=(server, name, deadline, out), daemon=True)
+               for name, out in zip(names, outs)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        sample()
+        time.sleep(0.5)
+    return outs, t0, time.monotonic() - t0
+
+
+def player_figures(outs: list[dict]) -> dict:
+    n = len(outs)
+    r = {
+        "viewers": n, "stalls": sum(o["stalls"] for o in outs), "stalled_s": sum(o["stalled_s"] for o in outs),
+        "viewers_stalled": sum(1 for o in outs if o["stalls"]),
+        "errors": [o["error"] for o in outs if "error" in o], "retries_503": sum(o.get("retries", 0) for o in outs),
+        "finished": sum(1 for o in outs if o.get("done")), "startup": summary([o.get("startup") for o in outs]),
+        "media_played_s": sum(o.get("played", 0.0) for o in outs),
+    }
+    r["clean"] = r["stalls"] == 0 and not r["errors"] and r["finished"] == n
+    return r
+
+
+def _log_rung(r: dict, extra: str = "") -> None:
+    log(f"direct: {r['viewers']} viewers, {r['mode']} ({r['delivered_as']}): {r['stalls']} stalls "
+        f"({r['viewers_stalled']} viewers, {r['stalled_s']:.1f} s), errors {len(r['errors'])}, "
+        f"503 retries {r['retries_503']}, start {r['startup']['median']:.2f} s (max {r['startup']['max']:.2f})"
+        + extra)
+
+
 def viewers(sources: list[Source], n: int, mode: str) -> dict:
     """One rung of the ladder: N players of N distinct files on a fresh server."""
     args = server_args(mode)
@@ -147,23 +197,17 @@ def viewers(sources: list[Source], n: int, mode: str) -> dict:
         time.sleep(0.5)
         rss0 = h.status().get("VmRSS", 0)
         cpu0 = proc_cpu(h.pid)
-        deadline = time.monotonic() + START_LIMIT + PLAY * 2 + 30
-        outs = [dict() for _ in range(n)]
-        threads = [threading.Thread(target=player, args=(h, sources[i].path.name, deadline, outs[i]), daemon=True)
-                   for i in range(n)]
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        samples, direct_runs, transcodes, tick = [], 0.0, 0.0, 0
-        while any(t.is_alive() for t in threads):
+        samples: list[tuple[float, int]] = []
+        peaks = {"direct_runs": 0.0, "transcodes": 0.0}
+
+        def sample():
             samples.append((time.monotonic(), h.status().get("VmRSS", 0)))
-            if tick % 4 == 0:
+            if len(samples) % 4 == 1:
                 m = h.metrics()
-                direct_runs = max(direct_runs, m.get("hlss_direct_runs_running", 0.0))
-                transcodes = max(transcodes, m.get("hlss_transcodes_running", 0.0))
-            tick += 1
-            time.sleep(0.5)
-        wall = time.monotonic() - t0
+                peaks["direct_runs"] = max(peaks["direct_runs"], m.get("hlss_direct_runs_running", 0.0))
+                peaks["transcodes"] = max(peaks["transcodes"], m.get("hlss_transcodes_running", 0.0))
+
+        outs, t0, wall = play_together(h, [s.path.name for s in sources[:n]], sample)
         cpu = proc_cpu(h.pid) - cpu0
         delivery = deliveries(h)
     starts = [o["playing_at"] for o in outs if "playing_at" in o]
@@ -171,26 +215,39 @@ def viewers(sources: list[Source], n: int, mode: str) -> dict:
     plateau_from, plateau_to = (max(starts), min(ends)) if len(starts) == n and ends else (t0, t0 + wall)
     plateau = [rss for t, rss in samples if plateau_from <= t <= plateau_to] or [rss for _, rss in samples]
     rss = statistics.median(plateau) if plateau else 0
-    played = sum(o.get("played", 0.0) for o in outs)
-    r = {
-        "viewers": n, "mode": mode, "delivery": delivery, "delivered_as": delivered_as(delivery),
-        "stalls": sum(o["stalls"] for o in outs), "stalled_s": sum(o["stalled_s"] for o in outs),
-        "viewers_stalled": sum(1 for o in outs if o["stalls"]),
-        "errors": [o["error"] for o in outs if "error" in o], "retries_503": sum(o.get("retries", 0) for o in outs),
-        "finished": sum(1 for o in outs if o.get("done")),
-        "startup": summary([o.get("startup") for o in outs]),
+    r = player_figures(outs)
+    r.update({
+        "mode": mode, "delivery": delivery, "delivered_as": delivered_as(delivery),
         "rss_idle_kib": rss0, "rss_plateau_kib": rss, "rss_peak_kib": max((s for _, s in samples), default=0),
         "plateau_samples": len(plateau), "rss_per_viewer_kib": (rss - rss0) / n,
-        "cpu_s": cpu, "wall_s": wall, "media_played_s": played,
-        "cpu_s_per_media_hour": ratio(cpu, played / 3600),
-        "max_direct_runs": direct_runs, "max_transcodes": transcodes,
-    }
-    r["clean"] = r["stalls"] == 0 and not r["errors"] and r["finished"] == n
-    log(f"direct: {n} viewers, {mode} ({r['delivered_as']}): {r['stalls']} stalls "
-        f"({r['viewers_stalled']} viewers, {r['stalled_s']:.1f} s), errors {len(r['errors'])}, "
-        f"503 retries {r['retries_503']}, start {r['startup']['median']:.2f} s (max {r['startup']['max']:.2f}), "
-        f"RSS {rss0 / 1024:.0f} -> {rss / 1024:.0f} MiB ({r['rss_per_viewer_kib'] / 1024:.1f} MiB/viewer), "
-        f"CPU {cpu:.1f} s over {wall:.0f} s")
+        "cpu_s": cpu, "wall_s": wall, "cpu_s_per_media_hour": ratio(cpu, r["media_played_s"] / 3600),
+        "max_direct_runs": peaks["direct_runs"], "max_transcodes": peaks["transcodes"],
+    })
+    _log_rung(r, f", RSS {rss0 / 1024:.0f} -> {rss / 1024:.0f} MiB ({r['rss_per_viewer_kib'] / 1024:.1f} MiB/viewer), "
+                 f"CPU {cpu:.1f} s over {wall:.0f} s")
+    return r
+
+
+def nginx_viewers(sources: list[Source], n: int) -> dict:
+    """The client's own check: the same N players against nginx serving `ffmpeg -c copy -f hls`
+    segments of the same files from disk (made beforehand, not timed). If these stall, the players
+    (or the machine) are the bound, not hlss."""
+    tmp = WORK / "tmp" / "direct-nginx"
+    root = tmp / "www"
+    for src in sources[:n]:
+        out = root / "hls" / src.path.name
+        playlist = out / "index.m3u8"
+        if not playlist.exists() or "#EXT-X-ENDLIST" not in playlist.read_text():
+            fresh_dir(out)
+            subprocess.run(ffmpeg_copy_hls(src.path, out), check=True, timeout=300)
+    nginx, base = start_nginx(tmp, root, f"/hls/{sources[0].path.name}/index.m3u8")
+    try:
+        outs, _, wall = play_together(Static(base), [s.path.name for s in sources[:n]], lambda: None)
+    finally:
+        stop(nginx)
+    r = player_figures(outs)
+    r.update({"mode": "nginx", "delivered_as": "ffmpeg -c copy segments", "wall_s": wall})
+    _log_rung(r)
     return r
 
 
@@ -206,6 +263,9 @@ def ladder(sources: list[Source]) -> dict:
                 out[mode][str(n)] = r
                 if r["stalls"] >= n or len(r["errors"]) == n:
                     going[mode] = False
+    top = max((int(n) for n in out["direct"]), default=0)
+    if top:
+        out["nginx"] = {str(top): nginx_viewers(sources, top)}
     for mode in ("direct", "transcode"):
         clean = [int(n) for n, r in out[mode].items() if r["clean"]]
         bad = [int(n) for n, r in out[mode].items() if not r["clean"]]

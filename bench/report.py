@@ -163,6 +163,9 @@ def direct_table(d: dict) -> list[str]:
             f"one gets `--max-transcodes N`. Each ladder stops after the first N with ≥ N stalls. RSS per "
             f"viewer = (median RSS while all played − RSS before) / N; CPU is hlss's utime + stime over the "
             f"phase, in cores busy on average.\n")
+        out.append("At the direct ladder's top N the same players also play from nginx serving `ffmpeg -c copy "
+                   "-f hls` segments of the same files (made beforehand): the check that the players themselves "
+                   "keep up on this machine.\n")
         out.append(f"Largest N that played without a stall: **direct {lad['direct_max_clean']}**, "
                    f"**transcoded {lad['transcode_max_clean']}**.\n")
         out.append("| viewers | mode (delivered as) | stalls (viewers stalled, time) | start, median (max) "
@@ -171,11 +174,17 @@ def direct_table(d: dict) -> list[str]:
         out.append("|---" * 10 + "|")
         ns = sorted({int(n) for mode in ("direct", "transcode") for n in lad[mode]})
         for n in ns:
-            for mode in ("direct", "transcode"):
-                r = lad[mode].get(str(n))
+            for mode in ("direct", "transcode", "nginx"):
+                r = lad.get(mode, {}).get(str(n))
                 if not r:
                     continue
                 su = r["startup"]
+                if mode == "nginx":
+                    out.append(
+                        f"| {n} | check: nginx, `ffmpeg -c copy` segments from disk | {r['stalls']} "
+                        f"({r['viewers_stalled']}, {r['stalled_s']:.1f} s) | {su['median']:.2f} s ({su['max']:.2f}) "
+                        f"| {r['finished']}/{n} | {len(r['errors'])} / {r['retries_503']} | | | | |")
+                    continue
                 out.append(
                     f"| {n} | {mode} ({r['delivered_as']}) | {r['stalls']} ({r['viewers_stalled']}, "
                     f"{r['stalled_s']:.1f} s) | {su['median']:.2f} s ({su['max']:.2f}) | {r['finished']}/{n} "

@@ -110,21 +110,8 @@ def serving(src: Source, runs: int = RUNS) -> dict:
         total_bytes = sum(p.stat().st_size for p in seg_dir.iterdir())
         script = tmp / "segments.lua"
         script.write_text(WRK_LUA.format(paths=", ".join(f'"{p}"' for p in paths)))
-        # nginx workers drop to `nobody` when started as root: let them read the tree.
-        for d, _, files in os.walk(tmp):
-            os.chmod(d, 0o755)
-            for f in files:
-                os.chmod(os.path.join(d, f), 0o644)
-        port = free_port()
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(workers=os.cpu_count() or 2, dir=tmp, port=port, root=root))
-        nginx = spawn(["nginx", "-p", tmp, "-c", conf], stdout=subprocess.DEVNULL,
-                      stderr=open(tmp / "nginx.stderr", "wb"))
+        nginx, nginx_base = start_nginx(tmp, root, paths[0])
         try:
-            nginx_base = f"http://127.0.0.1:{port}"
-            ok = wait_until(lambda: _reachable(nginx_base + paths[0]), timeout=10, interval=0.05)
-            if not ok:
-                raise RuntimeError(f"nginx did not start: see {tmp}")
             # Same bytes from both servers.
             for p in (paths[0], paths[-1]):
                 assert http_get(nginx_base + p) == http_get(h.base.rstrip("/") + p), p
@@ -153,6 +140,26 @@ def serving(src: Source, runs: int = RUNS) -> dict:
     out["ratio_rps"] = out["hlss"]["rps"]["median"] / out["nginx"]["rps"]["median"]
     out["ratio_p99"] = out["hlss"]["p99_ms"]["median"] / out["nginx"]["p99_ms"]["median"]
     return out
+
+
+def start_nginx(tmp: Path, root: Path, probe: str) -> tuple[subprocess.Popen, str]:
+    """A non-daemon nginx (NGINX_CONF) serving `root` on a loopback port, its files under `tmp`;
+    returns the process and its base URL once `probe` (a path under root) answers."""
+    # nginx workers drop to `nobody` when started as root: let them read the tree.
+    for d, _, files in os.walk(tmp):
+        os.chmod(d, 0o755)
+        for f in files:
+            os.chmod(os.path.join(d, f), 0o644)
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=os.cpu_count() or 2, dir=tmp, port=port, root=root))
+    nginx = spawn(["nginx", "-p", tmp, "-c", conf], stdout=subprocess.DEVNULL,
+                  stderr=open(tmp / "nginx.stderr", "wb"))
+    base = f"http://127.0.0.1:{port}"
+    if not wait_until(lambda: _reachable(base + probe), timeout=10, interval=0.05):
+        stop(nginx)
+        raise RuntimeError(f"nginx did not start: see {tmp}")
+    return nginx, base
 
 
 def _reachable(url: str) -> bool:
