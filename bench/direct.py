@@ -198,12 +198,14 @@ def viewers(sources: list[Source], n: int, mode: str) -> dict:
         rss0 = h.status().get("VmRSS", 0)
         cpu0 = proc_cpu(h.pid)
         samples: list[tuple[float, int]] = []
+        held: list[tuple[float, float]] = []
         peaks = {"direct_runs": 0.0, "transcodes": 0.0}
 
         def sample():
             samples.append((time.monotonic(), h.status().get("VmRSS", 0)))
             if len(samples) % 4 == 1:
                 m = h.metrics()
+                held.append((time.monotonic(), m.get("hlss_bytes_held", 0.0)))
                 peaks["direct_runs"] = max(peaks["direct_runs"], m.get("hlss_direct_runs_running", 0.0))
                 peaks["transcodes"] = max(peaks["transcodes"], m.get("hlss_transcodes_running", 0.0))
 
@@ -215,11 +217,13 @@ def viewers(sources: list[Source], n: int, mode: str) -> dict:
     plateau_from, plateau_to = (max(starts), min(ends)) if len(starts) == n and ends else (t0, t0 + wall)
     plateau = [rss for t, rss in samples if plateau_from <= t <= plateau_to] or [rss for _, rss in samples]
     rss = statistics.median(plateau) if plateau else 0
+    held_plateau = [b for t, b in held if plateau_from <= t <= plateau_to] or [b for _, b in held]
     r = player_figures(outs)
     r.update({
         "mode": mode, "delivery": delivery, "delivered_as": delivered_as(delivery),
         "rss_idle_kib": rss0, "rss_plateau_kib": rss, "rss_peak_kib": max((s for _, s in samples), default=0),
         "plateau_samples": len(plateau), "rss_per_viewer_kib": (rss - rss0) / n,
+        "bytes_held_plateau": statistics.median(held_plateau) if held_plateau else 0.0,
         "cpu_s": cpu, "wall_s": wall, "cpu_s_per_media_hour": ratio(cpu, r["media_played_s"] / 3600),
         "max_direct_runs": peaks["direct_runs"], "max_transcodes": peaks["transcodes"],
     })

@@ -162,14 +162,14 @@ def direct_table(d: dict) -> list[str]:
             f"is the buffer running dry. The direct server keeps the default `--max-transcodes`; the transcoded "
             f"one gets `--max-transcodes N`. Each ladder stops after the first N with ≥ N stalls. RSS per "
             f"viewer = (median RSS while all played − RSS before) / N; CPU is hlss's utime + stime over the "
-            f"phase, in cores busy on average.\n")
+            f"phase, in cores busy on average. Segments held: `hlss_bytes_held` at the plateau / N.\n")
         out.append("At the direct ladder's top N the same players also play from nginx serving `ffmpeg -c copy "
                    "-f hls` segments of the same files (made beforehand): the check that the players themselves "
                    "keep up on this machine.\n")
         out.append(f"Largest N that played without a stall: **direct {lad['direct_max_clean']}**, "
                    f"**transcoded {lad['transcode_max_clean']}**.\n")
         out.append("| viewers | mode (delivered as) | stalls (viewers stalled, time) | start, median (max) "
-                   "| finished | errors / 503 retries | RSS before → plateau | RSS per viewer | CPU (cores) "
+                   "| finished | errors / 503 retries | RSS before → plateau | RSS per viewer (segments held) | CPU (cores) "
                    "| CPU s per hour of media played |")
         out.append("|---" * 10 + "|")
         ns = sorted({int(n) for mode in ("direct", "transcode") for n in lad[mode]})
@@ -190,6 +190,7 @@ def direct_table(d: dict) -> list[str]:
                     f"{r['stalled_s']:.1f} s) | {su['median']:.2f} s ({su['max']:.2f}) | {r['finished']}/{n} "
                     f"| {len(r['errors'])} / {r['retries_503']} | {r['rss_idle_kib'] / 1024:.0f} → "
                     f"{r['rss_plateau_kib'] / 1024:.0f} MiB | {r['rss_per_viewer_kib'] / 1024:.1f} MiB "
+                    f"({r.get('bytes_held_plateau', 0) / 2**20 / n:.1f}) "
                     f"| {ratio(r['cpu_s'], r['wall_s']):.2f} | {r['cpu_s_per_media_hour']:.0f} |")
     fs = d.get("first_segment")
     if fs:
