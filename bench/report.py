@@ -205,6 +205,10 @@ def direct_table(d: dict) -> list[str]:
         out.append(f"| `ffmpeg -c copy -f hls`: 1 / 3 segments listed | | {s(fs['ffmpeg_first'], 's', 3)} / "
                    f"{s(fs['ffmpeg_three'], 's', 3)} | |")
         out.append(f"| direct / ffmpeg (1 segment) | | {x(fs['ratio_ffmpeg'])} | |")
+        if fs.get("cmd"):
+            root = str(Path(__file__).resolve().parent.parent) + "/"
+            out.append(f"\nffmpeg: `{shlex.join(fs['cmd']).replace(root, '')}` (the seek and CPU references "
+                       f"run the same command, with `-ss` for the seek).")
     if d.get("seek"):
         out.append(f"\n**Cold seek** (fresh server each time; the file is in the page cache after the discarded "
                    f"warm-up): the playlist, then the segment at {st['seek_fraction']:.0%}; `ffmpeg -ss -c copy "
