@@ -45,6 +45,10 @@ const M4A: Clip = Clip {
 };
 /// H.264/AAC in MPEG-TS: no index in the container, so its keyframes come from a scan.
 const TS: Clip = clip("broadcast.ts", true);
+/// H.264/AAC in FLV: scanned too.
+const FLV: Clip = clip("web.flv", true);
+/// H.264/AAC in AVI: avidemux's times for B-frames cannot be trusted, so it transcodes.
+const AVI: Clip = clip("old.avi", true);
 /// MPEG-2 video in MPEG-TS, as DVB broadcasts carry it: transcoded.
 const MPEG2_TS: Clip = clip("mpeg2.ts", true);
 /// Open GOPs in MPEG-TS: only the first I picture is an IDR, so there is nowhere else to cut.
@@ -92,6 +96,15 @@ fn recipes() -> Vec<(&'static str, Vec<String>)> {
         (M4A.rel, lavfi_args(&[audio.as_str()], "-c:a aac -b:a 96k")),
         (
             TS.rel,
+            lavfi_args(&inputs, &format!("{x264} -c:a aac -shortest")),
+        ),
+        (
+            // Milliseconds, as in Matroska: 25 fps keeps frame times exact.
+            FLV.rel,
+            lavfi_args(&inputs25, &format!("{x264_25} -c:a aac -shortest")),
+        ),
+        (
+            AVI.rel,
             lavfi_args(&inputs, &format!("{x264} -c:a aac -shortest")),
         ),
         (
@@ -353,14 +366,21 @@ fn seek_anywhere(clip: &Clip) {
 }
 
 #[test]
-fn mpeg_ts_passes_cut_at_its_scanned_keyframes() {
+fn mpeg_ts_and_flv_pass_cut_at_their_scanned_keyframes() {
     let server = Server::start(root(), &[]);
-    let (playlist, segments) = play_direct(&server, &TS);
-    // Keyframes every 2 s, as in the MP4.
-    assert_eq!(playlist.segments.len(), (SECONDS / 2) as usize);
-    let (_dir, out) = write_temp(&segments.concat(), "out.ts");
-    assert_eq!(video_fields(&out), video_fields(&root().join(TS.rel)));
-    assert_eq!(codecs(&segments), ["aac", "h264"]);
+    for clip in [&TS, &FLV] {
+        let (playlist, segments) = play_direct(&server, clip);
+        // Keyframes every 2 s, as in the MP4.
+        assert_eq!(
+            playlist.segments.len(),
+            (SECONDS / 2) as usize,
+            "{}",
+            clip.rel
+        );
+        let (_dir, out) = write_temp(&segments.concat(), "out.ts");
+        assert_eq!(video_fields(&out), video_fields(&root().join(clip.rel)));
+        assert_eq!(codecs(&segments), ["aac", "h264"], "{}", clip.rel);
+    }
 }
 
 /// The codec names of the streams of `segments` joined, sorted, each once.
@@ -406,7 +426,8 @@ fn matroska_ac3_and_aac_alone_pass_too() {
 fn what_cannot_pass_is_transcoded_and_says_why() {
     let server = Server::start(root(), &[]);
     let real = Server::start(real_root(), &[]);
-    let cases: [(&Server, &Clip, &str); 7] = [
+    let cases: [(&Server, &Clip, &str); 8] = [
+        (&server, &AVI, "avidemux container is not scanned"),
         (&server, &MPEG2_TS, "not H.264"),
         (&server, &OPEN_GOP_TS, "over --max-segment"),
         (&server, &LONG_GOP, "over --max-segment"),

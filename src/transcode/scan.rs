@@ -10,6 +10,13 @@ use parking_lot::Mutex;
 use super::pipeline::make;
 use super::timeline::stream_time;
 
+/// The demuxers whose timestamps a scan and a direct run are known to agree on (a run sought to
+/// any scanned keyframe starts on it): MPEG-TS and FLV. avidemux gives H.264 with B-frames
+/// decode-order times (the scan of an AVI came out 2 s short and its joined segments did not
+/// decode cleanly) and mpegpsdemux does not recognise H.264 without a stream map, so those
+/// containers transcode.
+const DEMUXERS: [&str; 2] = ["tsdemux", "flvdemux"];
+
 /// Most keyframes kept (as the container index): an all-intra 24-hour 12 fps file.
 pub const MAX_KEYFRAMES: usize = 1 << 20;
 
@@ -36,6 +43,8 @@ pub enum ScanError {
     MissingElement(&'static str),
     #[error("scan took over {} s", .0.as_secs_f64())]
     Timeout(Duration),
+    #[error("the {0} container is not scanned")]
+    Container(String),
     #[error("the file has no H.264 video stream")]
     NoVideo,
     #[error("the scan found no IDR picture")]
@@ -49,6 +58,8 @@ pub enum ScanError {
 /// What the pad probe has seen so far.
 #[derive(Default)]
 struct Seen {
+    /// A demuxer not in [`DEMUXERS`] was plugged.
+    container: Option<String>,
     video: bool,
     keyframes: Vec<Duration>,
     end: Option<Duration>,
@@ -66,8 +77,11 @@ pub fn keyframes(path: &Path, budget: Duration) -> Result<Scan, ScanError> {
     let result = run(&pipeline, started + budget, budget);
     // NULL stops the streaming threads: nothing touches `seen` after this.
     let _ = pipeline.set_state(gst::State::Null);
-    result?;
     let mut seen = std::mem::take(&mut *seen.lock());
+    if let Some(demuxer) = seen.container {
+        return Err(ScanError::Container(demuxer));
+    }
+    result?;
     if seen.overflow {
         return Err(ScanError::TooManyKeyframes);
     }
@@ -104,6 +118,12 @@ fn build(path: &Path, seen: &Arc<Mutex<Seen>>) -> Result<gst::Pipeline, ScanErro
     let parse = make("parsebin").map_err(missing("parsebin"))?;
     pipeline.add_many([&src, &parse]).map_err(failed)?;
     src.link(&parse).map_err(failed)?;
+    let on_element = seen.clone();
+    pipeline.connect_deep_element_added(move |_, _, element| {
+        super::guard::guard("the scan's element-added", || {
+            refuse_demuxer(element, &on_element)
+        });
+    });
     let weak = pipeline.downgrade();
     let seen = seen.clone();
     parse.connect_pad_added(move |parse, pad| {
@@ -119,6 +139,25 @@ fn build(path: &Path, seen: &Arc<Mutex<Seen>>) -> Result<gst::Pipeline, ScanErro
         }
     });
     Ok(pipeline)
+}
+
+/// Stops the scan if `element` is a demuxer it does not trust.
+fn refuse_demuxer(element: &gst::Element, seen: &Mutex<Seen>) {
+    let Some(factory) = element.factory() else {
+        return;
+    };
+    let demuxer = factory
+        .metadata("klass")
+        .is_some_and(|klass| klass.contains("Demux"));
+    let name = factory.name();
+    if demuxer && !DEMUXERS.contains(&name.as_str()) {
+        seen.lock().container = Some(name.to_string());
+        gst::element_error!(
+            element,
+            gst::StreamError::WrongType,
+            ("the {} container is not scanned", name)
+        );
+    }
 }
 
 fn link_stream(
