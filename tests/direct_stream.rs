@@ -427,7 +427,7 @@ fn what_cannot_pass_is_transcoded_and_says_why() {
     let server = Server::start(root(), &[]);
     let real = Server::start(real_root(), &[]);
     let cases: [(&Server, &Clip, &str); 8] = [
-        (&server, &AVI, "avidemux container is not scanned"),
+        (&server, &AVI, "video/x-msvideo container is not scanned"),
         (&server, &MPEG2_TS, "not H.264"),
         (&server, &OPEN_GOP_TS, "over --max-segment"),
         (&server, &LONG_GOP, "over --max-segment"),

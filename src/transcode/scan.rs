@@ -10,12 +10,12 @@ use parking_lot::Mutex;
 use super::pipeline::make;
 use super::timeline::stream_time;
 
-/// The demuxers whose timestamps a scan and a direct run are known to agree on (a run sought to
-/// any scanned keyframe starts on it): MPEG-TS and FLV. avidemux gives H.264 with B-frames
-/// decode-order times (the scan of an AVI came out 2 s short and its joined segments did not
-/// decode cleanly) and mpegpsdemux does not recognise H.264 without a stream map, so those
-/// containers transcode.
-const DEMUXERS: [&str; 2] = ["tsdemux", "flvdemux"];
+/// The containers (as typefind names them) and demuxers whose timestamps a scan and a direct run
+/// are known to agree on (a run sought to any scanned keyframe starts on it): MPEG-TS and FLV.
+/// avidemux gives H.264 with B-frames decode-order times (the scan of an AVI came out 2 s short
+/// and its joined segments did not decode cleanly) and mpegpsdemux does not recognise H.264
+/// without a stream map, so those containers transcode.
+const DEMUXERS: [(&str, &str); 2] = [("video/mpegts", "tsdemux"), ("video/x-flv", "flvdemux")];
 
 /// Most keyframes kept (as the container index): an all-intra 24-hour 12 fps file.
 pub const MAX_KEYFRAMES: usize = 1 << 20;
@@ -58,7 +58,7 @@ pub enum ScanError {
 /// What the pad probe has seen so far.
 #[derive(Default)]
 struct Seen {
-    /// A demuxer not in [`DEMUXERS`] was plugged.
+    /// The file's type, when it is not one of [`DEMUXERS`].
     container: Option<String>,
     video: bool,
     keyframes: Vec<Duration>,
@@ -107,60 +107,77 @@ fn failed(err: impl std::fmt::Display) -> ScanError {
     ScanError::Failed(err.to_string())
 }
 
-/// filesrc → parsebin (demuxer and parsers) → a fakesink per stream, the first H.264 stream's
-/// with the probe.
+/// filesrc → typefind → the container's demuxer; its first H.264 stream → h264parse →
+/// capsfilter (Annex B, whole pictures) → fakesink with the probe. Other streams stay unlinked
+/// (a demuxer carries on while any of its streams is linked). Built by hand rather than with
+/// parsebin, which drops an error a demuxer posts while it is being plugged: over garbage
+/// MPEG-TS the scan then ended only at its budget, now at once.
 fn build(path: &Path, seen: &Arc<Mutex<Seen>>) -> Result<gst::Pipeline, ScanError> {
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("filesrc")
         .property("location", path.to_string_lossy().as_ref())
         .build()
         .map_err(|_| ScanError::MissingElement("filesrc"))?;
-    let parse = make("parsebin").map_err(missing("parsebin"))?;
-    pipeline.add_many([&src, &parse]).map_err(failed)?;
-    src.link(&parse).map_err(failed)?;
-    let on_element = seen.clone();
-    pipeline.connect_deep_element_added(move |_, _, element| {
-        super::guard::guard("the scan's element-added", || {
-            refuse_demuxer(element, &on_element)
-        });
-    });
+    let typefind = make("typefind").map_err(missing("typefind"))?;
+    pipeline.add_many([&src, &typefind]).map_err(failed)?;
+    src.link(&typefind).map_err(failed)?;
     let weak = pipeline.downgrade();
     let seen = seen.clone();
-    parse.connect_pad_added(move |parse, pad| {
-        let Some(pipeline) = weak.upgrade() else {
-            return;
-        };
-        let linked = super::guard::guard("the scan's pad-added", || {
-            link_stream(&pipeline, pad, &seen)
+    typefind.connect("have-type", false, move |values| {
+        let typefind = values.first()?.get::<gst::Element>().ok()?;
+        let caps = values.get(2)?.get::<gst::Caps>().ok()?;
+        let pipeline = weak.upgrade()?;
+        let plugged = super::guard::guard("the scan's have-type", || {
+            plug_demuxer(&pipeline, &typefind, &caps, &seen)
         })
         .unwrap_or_else(|| Err(ScanError::Failed("internal error".into())));
-        if let Err(err) = linked {
-            gst::element_error!(parse, gst::CoreError::Negotiation, ("{}", err));
+        if let Err(err) = plugged {
+            gst::element_error!(typefind, gst::StreamError::WrongType, ("{}", err));
         }
+        None
     });
     Ok(pipeline)
 }
 
-/// Stops the scan if `element` is a demuxer it does not trust.
-fn refuse_demuxer(element: &gst::Element, seen: &Mutex<Seen>) {
-    let Some(factory) = element.factory() else {
-        return;
+/// Links the demuxer for `caps` (the file's type) after `typefind`, if it is one of
+/// [`DEMUXERS`].
+fn plug_demuxer(
+    pipeline: &gst::Pipeline,
+    typefind: &gst::Element,
+    caps: &gst::CapsRef,
+    seen: &Arc<Mutex<Seen>>,
+) -> Result<(), ScanError> {
+    let kind = caps
+        .structure(0)
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    let Some(&(_, factory)) = DEMUXERS.iter().find(|(media, _)| *media == kind) else {
+        seen.lock().container = Some(kind.clone());
+        return Err(ScanError::Container(kind));
     };
-    let demuxer = factory
-        .metadata("klass")
-        .is_some_and(|klass| klass.contains("Demux"));
-    let name = factory.name();
-    if demuxer && !DEMUXERS.contains(&name.as_str()) {
-        seen.lock().container = Some(name.to_string());
-        gst::element_error!(
-            element,
-            gst::StreamError::WrongType,
-            ("the {} container is not scanned", name)
-        );
-    }
+    let demux = make(factory).map_err(missing(factory))?;
+    pipeline.add(&demux).map_err(failed)?;
+    typefind.link(&demux).map_err(failed)?;
+    let weak = pipeline.downgrade();
+    let on_pad = seen.clone();
+    demux.connect_pad_added(move |demux, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let linked = super::guard::guard("the scan's pad-added", || {
+            link_video(&pipeline, pad, &on_pad)
+        })
+        .unwrap_or_else(|| Err(ScanError::Failed("internal error".into())));
+        if let Err(err) = linked {
+            gst::element_error!(demux, gst::CoreError::Negotiation, ("{}", err));
+        }
+    });
+    demux.sync_state_with_parent().map_err(failed)?;
+    Ok(())
 }
 
-fn link_stream(
+/// Links `pad` to the probed branch if it is the first H.264 stream.
+fn link_video(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     seen: &Arc<Mutex<Seen>>,
@@ -169,24 +186,45 @@ fn link_stream(
     let h264 = caps
         .structure(0)
         .is_some_and(|s| s.name() == "video/x-h264");
+    if !h264 || std::mem::replace(&mut seen.lock().video, true) {
+        return Ok(());
+    }
+    let parse = make("h264parse").map_err(missing("h264parse"))?;
+    // Whole pictures with start codes, whatever the container stores, so that a buffer's first
+    // slice is easy to find.
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-h264")
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build(),
+        )
+        .build()
+        .map_err(|_| ScanError::MissingElement("capsfilter"))?;
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
         .property("async", false)
         .build()
         .map_err(|_| ScanError::MissingElement("fakesink"))?;
-    let first_video = h264 && !std::mem::replace(&mut seen.lock().video, true);
-    pipeline.add(&sink).map_err(failed)?;
-    sink.sync_state_with_parent().map_err(failed)?;
-    let head = sink
+    let elements = [parse, filter, sink];
+    pipeline.add_many(&elements).map_err(failed)?;
+    gst::Element::link_many(&elements).map_err(failed)?;
+    for element in &elements {
+        element.sync_state_with_parent().map_err(failed)?;
+    }
+    let [parse, _, sink] = &elements;
+    let probed = sink
         .static_pad("sink")
         .ok_or_else(|| failed("fakesink has no sink pad"))?;
-    if first_video {
-        let seen = seen.clone();
-        head.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            super::guard::guard("the scan probe", || on_buffer(pad, info, &seen));
-            gst::PadProbeReturn::Ok
-        });
-    }
+    let seen = seen.clone();
+    probed.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        super::guard::guard("the scan probe", || on_buffer(pad, info, &seen));
+        gst::PadProbeReturn::Ok
+    });
+    let head = parse
+        .static_pad("sink")
+        .ok_or_else(|| failed("h264parse has no sink pad"))?;
     pad.link(&head).map_err(failed)?;
     Ok(())
 }
@@ -205,7 +243,7 @@ fn on_buffer(pad: &gst::Pad, info: &gst::PadProbeInfo, seen: &Mutex<Seen>) {
     let idr = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT)
         && buffer
             .map_readable()
-            .is_ok_and(|map| first_slice_type(map.as_slice(), framing(pad)) == Some(NAL_IDR));
+            .is_ok_and(|map| first_slice_type(map.as_slice()) == Some(NAL_IDR));
     let mut seen = seen.lock();
     let end = Duration::from_nanos(end.nseconds());
     seen.end = Some(seen.end.map_or(end, |e| e.max(end)));
@@ -218,72 +256,22 @@ fn on_buffer(pad: &gst::Pad, info: &gst::PadProbeInfo, seen: &Mutex<Seen>) {
     }
 }
 
-/// How the NAL units of a buffer are delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// Start codes (MPEG-TS, MPEG-PS, most AVI).
-    AnnexB,
-    /// A big-endian length of this many bytes before each (MP4-style `avc`, as FLV stores it).
-    Length(usize),
-}
-
-/// The framing parsebin's H.264 parser chose for `pad` (it fixes the caps before exposing the
-/// stream, so a capsfilter cannot change them).
-fn framing(pad: &gst::Pad) -> Framing {
-    let Some(caps) = pad.current_caps() else {
-        return Framing::AnnexB;
-    };
-    let Some(s) = caps.structure(0) else {
-        return Framing::AnnexB;
-    };
-    match s.get::<&str>("stream-format") {
-        Ok("avc" | "avc3") => {
-            // avcC's fifth byte holds lengthSizeMinusOne in its low two bits.
-            let size = s
-                .get::<gst::Buffer>("codec_data")
-                .ok()
-                .and_then(|b| b.map_readable().ok().and_then(|m| m.get(4).copied()))
-                .map_or(4, |b| usize::from(b & 3) + 1);
-            Framing::Length(size)
-        }
-        _ => Framing::AnnexB,
-    }
-}
-
 /// Whether `kind` is the NAL unit type of a slice (of an IDR picture or any other).
 fn is_slice(kind: u8) -> bool {
     kind == NAL_IDR || (NAL_SLICE..=NAL_PARTITION_C).contains(&kind)
 }
 
-/// The NAL unit type of the first slice (VCL NAL unit) of an access unit, if any.
-fn first_slice_type(data: &[u8], framing: Framing) -> Option<u8> {
-    match framing {
-        Framing::AnnexB => {
-            let mut rest = data;
-            while let Some(at) = rest.windows(3).position(|w| w == [0, 0, 1]) {
-                let kind = rest.get(at + 3)? & 0x1f;
-                if is_slice(kind) {
-                    return Some(kind);
-                }
-                rest = &rest[at + 3..];
-            }
-            None
+/// The NAL unit type of the first slice (VCL NAL unit) of an Annex B access unit, if any.
+fn first_slice_type(data: &[u8]) -> Option<u8> {
+    let mut rest = data;
+    while let Some(at) = rest.windows(3).position(|w| w == [0, 0, 1]) {
+        let kind = rest.get(at + 3)? & 0x1f;
+        if is_slice(kind) {
+            return Some(kind);
         }
-        Framing::Length(size) => {
-            let mut at = 0usize;
-            loop {
-                let length = data
-                    .get(at..at.checked_add(size)?)?
-                    .iter()
-                    .fold(0usize, |n, &b| (n << 8) | usize::from(b));
-                let kind = data.get(at + size)? & 0x1f;
-                if is_slice(kind) {
-                    return Some(kind);
-                }
-                at = at.checked_add(size)?.checked_add(length)?;
-            }
-        }
+        rest = &rest[at + 3..];
     }
+    None
 }
 
 /// Plays the pipeline until its end, an error or `deadline`.
@@ -320,32 +308,17 @@ mod tests {
 
     #[test]
     fn the_first_slice_decides() {
-        let b = Framing::AnnexB;
         // AUD, SPS, PPS, then an IDR slice.
         let idr = [
             0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 0x64, 0, 0, 1, 0x68, 0xee, 0, 0, 1, 0x65,
             0x88,
         ];
-        assert_eq!(first_slice_type(&idr, b), Some(NAL_IDR));
+        assert_eq!(first_slice_type(&idr), Some(NAL_IDR));
         // An SEI (recovery point), then a non-IDR slice: an I picture that is not an IDR.
         let recovery = [0, 0, 1, 0x06, 0x06, 0x01, 0xc4, 0, 0, 1, 0x41, 0x9a];
-        assert_eq!(first_slice_type(&recovery, b), Some(NAL_SLICE));
-        assert_eq!(first_slice_type(&[0, 0, 1, 0x67, 0x64], b), None);
-        assert_eq!(first_slice_type(&[0, 0, 1], b), None);
-        assert_eq!(first_slice_type(&[], b), None);
-    }
-
-    #[test]
-    fn length_prefixed_units_are_walked() {
-        let four = Framing::Length(4);
-        // An SEI of 3 bytes, then an IDR slice.
-        let idr = [0, 0, 0, 3, 0x06, 0x05, 0x80, 0, 0, 0, 2, 0x65, 0x88];
-        assert_eq!(first_slice_type(&idr, four), Some(NAL_IDR));
-        let two = Framing::Length(2);
-        assert_eq!(first_slice_type(&[0, 2, 0x41, 0x9a], two), Some(NAL_SLICE));
-        // Lengths that run past the end, or past usize, are the end.
-        assert_eq!(first_slice_type(&[0, 0, 0, 9, 0x06], four), None);
-        assert_eq!(first_slice_type(&[0xff; 12], Framing::Length(8)), None);
-        assert_eq!(first_slice_type(&[], four), None);
+        assert_eq!(first_slice_type(&recovery), Some(NAL_SLICE));
+        assert_eq!(first_slice_type(&[0, 0, 1, 0x67, 0x64]), None);
+        assert_eq!(first_slice_type(&[0, 0, 1]), None);
+        assert_eq!(first_slice_type(&[]), None);
     }
 }
