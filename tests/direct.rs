@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hlss::config::{EncoderSettings, Preset};
 use hlss::library::Source;
 use hlss::segmenter::{CUT_SLACK, PTS_HZ, Segment};
-use hlss::transcode::{DirectAudio, Output, Transcode, TranscodeError};
+use hlss::transcode::{DirectAudio, Output, Transcode, TranscodeError, scan};
 use parking_lot::Mutex;
 use support::media::{cached_tree, run_recipes};
 use support::{tools, ts};
@@ -37,6 +37,17 @@ const IRREGULAR_KEYS: &str = "0,1.3,2.1,5,5.4,9.7,12,12.5,16";
 const AC3: &str = "ac3.mkv";
 /// AAC alone.
 const M4A: &str = "tone.m4a";
+/// [`MP4`]'s streams in MPEG-TS, as ffmpeg writes it (starting at 1.4 s): no index, scanned.
+const TS: &str = "gop48.ts";
+/// Open GOPs in MPEG-TS, as broadcasters make them: an I picture every 48 frames, but only the
+/// first is an IDR (the rest are recovery points, where a segment cannot start).
+const OPEN_GOP_TS: &str = "open_gop.ts";
+/// The same streams in FLV, AVI and MPEG-PS.
+const FLV: &str = "gop48.flv";
+const AVI: &str = "gop48.avi";
+const MPG: &str = "gop48.mpg";
+/// How long a scan of a test clip may take.
+const SCAN_BUDGET: Duration = Duration::from_secs(30);
 
 fn clips() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
@@ -52,14 +63,13 @@ fn clips() -> &'static Path {
             args
         };
         let h264 = "-c:v libx264 -preset veryfast -profile:v high -pix_fmt yuv420p -bf 3";
+        // The same H.264/AAC streams in each container: the file's extension picks it.
+        let gop48 = lavfi(
+            &[&picture, &tone],
+            &format!("{h264} -g 48 -c:a aac -b:a 96k"),
+        );
         let recipes = vec![
-            (
-                MP4,
-                lavfi(
-                    &[&picture, &tone],
-                    &format!("{h264} -g 48 -c:a aac -b:a 96k"),
-                ),
-            ),
+            (MP4, gop48.clone()),
             (
                 IRREGULAR,
                 lavfi(
@@ -75,6 +85,23 @@ fn clips() -> &'static Path {
                 lavfi(&[&picture, &tone], &format!("{h264} -g 48 -c:a ac3")),
             ),
             (M4A, lavfi(&[&tone], "-c:a aac -b:a 96k")),
+            (TS, gop48.clone()),
+            (FLV, gop48.clone()),
+            (AVI, gop48.clone()),
+            (
+                MPG,
+                lavfi(&[&picture, &tone], &format!("{h264} -g 48 -c:a mp2 -f vob")),
+            ),
+            (
+                OPEN_GOP_TS,
+                lavfi(
+                    &[&picture, &tone],
+                    &format!(
+                        "{h264} -g 48 -keyint_min 48 -sc_threshold 0 -x264-params open-gop=1 \
+                         -c:a aac -b:a 96k"
+                    ),
+                ),
+            ),
         ];
         cached_tree("direct", &recipes, |dir| {
             run_recipes(dir, &recipes);
@@ -278,8 +305,12 @@ fn audio_codec(path: &Path) -> String {
 /// bit-identical to the source's; size and profile are the source's. Returns the segments and
 /// the plan.
 fn check_from_start(path: &Path) -> FromStart {
-    let keys = keyframes(path);
-    let starts = plan(&keys);
+    check_from_start_at(path, &keyframes(path))
+}
+
+/// [`check_from_start`] for a file whose keyframes are at `keys` (media time).
+fn check_from_start_at(path: &Path, keys: &[f64]) -> FromStart {
+    let starts = plan(keys);
     let origin = keys[0];
     let segments = direct(path, DirectAudio::Pass, origin, origin);
     for (i, segment) in segments.iter().enumerate() {
@@ -509,6 +540,103 @@ fn aac_alone_passes_through() {
         starts,
     };
     check_from(&run, 3, Alike::Bytes);
+}
+
+/// The scan's keyframes of `path`, in seconds of stream time.
+fn scanned(path: &Path) -> (Vec<f64>, f64) {
+    let scan = scan::keyframes(path, SCAN_BUDGET).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let keys = scan.keyframes.iter().map(Duration::as_secs_f64).collect();
+    (keys, scan.end.as_secs_f64())
+}
+
+/// Asserts that the scanned `keys` are ffprobe's `probed` keyframes plus `offset`, within 1 ms.
+fn assert_near(keys: &[f64], probed: &[f64], offset: f64) {
+    assert_eq!(keys.len(), probed.len(), "{keys:?} versus {probed:?}");
+    for (k, p) in keys.iter().zip(probed) {
+        assert!(
+            (k - p - offset).abs() < 0.001,
+            "{keys:?} versus ffprobe's {probed:?} + {offset}"
+        );
+    }
+}
+
+#[test]
+fn a_ts_scan_finds_the_keyframes_ffprobe_finds() {
+    let path = clips().join(TS);
+    let (keys, end) = scanned(&path);
+    let probed = keyframes(&path);
+    // tsdemux counts stream time from the stream's start, ffprobe from the clock's zero: the
+    // same keyframes, the same distances apart.
+    assert_near(&keys, &probed, keys[0] - probed[0]);
+    // The last picture ends when the clip does.
+    assert!(
+        (end - keys[0] - f64::from(SECONDS)).abs() < 1.0 / 24.0 + 1e-6,
+        "ends at {end}, first keyframe {}",
+        keys[0]
+    );
+}
+
+#[test]
+fn a_ts_scan_keeps_idrs_only() {
+    let path = clips().join(OPEN_GOP_TS);
+    let (keys, _) = scanned(&path);
+    let intra = keyframes(&path);
+    assert!(intra.len() > 5, "ffprobe's I pictures: {intra:?}");
+    assert_eq!(keys.len(), 1, "IDRs: {keys:?}");
+}
+
+#[test]
+fn a_scan_of_a_damaged_file_ends() {
+    let whole = std::fs::read(clips().join(TS)).expect("read clip");
+    let dir = tempfile::tempdir().unwrap();
+    // Cut mid-packet: the keyframes before the cut, found in time.
+    let cut = write(dir.path(), "cut.ts", &whole[..whole.len() / 2 + 77]);
+    let started = Instant::now();
+    let (keys, _) = scanned(&cut);
+    assert!((4..=6).contains(&keys.len()), "{keys:?}");
+    // Noise, and sync bytes over noise: an error at once, not a hang.
+    let mut noise: Vec<u8> = (0..4_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let junk = write(dir.path(), "noise.ts", &noise);
+    assert!(scan::keyframes(&junk, SCAN_BUDGET).is_err());
+    for packet in noise.chunks_mut(ts::PACKET_SIZE) {
+        packet[0] = 0x47;
+    }
+    let junk = write(dir.path(), "sync.ts", &noise);
+    assert!(scan::keyframes(&junk, SCAN_BUDGET).is_err());
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // And a budget too short for any file gives up cleanly.
+    let err = scan::keyframes(&clips().join(TS), Duration::from_millis(1)).unwrap_err();
+    assert_eq!(err.to_string(), "scan took over 0.001 s");
+}
+
+#[test]
+fn flv_passes_through_cut_at_its_scanned_keyframes() {
+    let path = clips().join(FLV);
+    let (keys, _) = scanned(&path);
+    // FLV's stream time is its own timestamps, as ffprobe reads them.
+    assert_near(&keys, &keyframes(&path), 0.0);
+    let run = check_from_start_at(&path, &keys);
+    check_from(&run, 3, Alike::Bytes);
+}
+
+#[test]
+fn avi_and_mpeg_ps_are_not_scanned() {
+    for (name, kind) in [(AVI, "video/x-msvideo"), (MPG, "video/mpeg")] {
+        let err = scan::keyframes(&clips().join(name), SCAN_BUDGET).unwrap_err();
+        assert_eq!(err, scan::ScanError::Container(kind.into()), "{name}");
+    }
+}
+
+#[test]
+fn ts_passes_through_cut_at_its_scanned_keyframes() {
+    let path = clips().join(TS);
+    let (keys, _) = scanned(&path);
+    let run = check_from_start_at(&path, &keys);
+    check_from(&run, 3, Alike::Bytes);
+    let last = run.segments.len() - 1;
+    check_from(&run, last, Alike::Bytes);
 }
 
 /// Wall and CPU time of a direct run and of a transcode over a long 1080p file:

@@ -45,8 +45,16 @@ const M4A: Clip = Clip {
     video: false,
     audio: true,
 };
-/// H.264/AAC in MPEG-TS: no keyframe index can be read without decoding, so it transcodes.
+/// H.264/AAC in MPEG-TS: no index in the container, so its keyframes come from a scan.
 const TS: Clip = clip("broadcast.ts", true);
+/// H.264/AAC in FLV: scanned too.
+const FLV: Clip = clip("web.flv", true);
+/// H.264/AAC in AVI: avidemux's times for B-frames cannot be trusted, so it transcodes.
+const AVI: Clip = clip("old.avi", true);
+/// MPEG-2 video in MPEG-TS, as DVB broadcasts carry it: transcoded.
+const MPEG2_TS: Clip = clip("mpeg2.ts", true);
+/// Open GOPs in MPEG-TS: only the first I picture is an IDR, so there is nowhere else to cut.
+const OPEN_GOP_TS: Clip = clip("open_gop.ts", true);
 /// Keyframes 10 s apart, over the default --max-segment of 6 s.
 const LONG_GOP: Clip = clip("long_gop.mp4", true);
 /// HEVC: not a codec HLS players all take.
@@ -91,6 +99,26 @@ fn recipes() -> Vec<(&'static str, Vec<String>)> {
         (
             TS.rel,
             lavfi_args(&inputs, &format!("{x264} -c:a aac -shortest")),
+        ),
+        (
+            // Milliseconds, as in Matroska: 25 fps keeps frame times exact.
+            FLV.rel,
+            lavfi_args(&inputs25, &format!("{x264_25} -c:a aac -shortest")),
+        ),
+        (
+            AVI.rel,
+            lavfi_args(&inputs, &format!("{x264} -c:a aac -shortest")),
+        ),
+        (
+            MPEG2_TS.rel,
+            lavfi_args(&inputs, "-c:v mpeg2video -q:v 5 -c:a mp2 -shortest"),
+        ),
+        (
+            OPEN_GOP_TS.rel,
+            lavfi_args(
+                &inputs,
+                &format!("{x264} -sc_threshold 0 -x264-params open-gop=1 -c:a aac -shortest"),
+            ),
         ),
         (
             LONG_GOP.rel,
@@ -338,23 +366,51 @@ fn irregular_keyframes_make_segments_from_keyframe_to_keyframe() {
 
 #[test]
 fn a_seek_anywhere_starts_on_the_planned_idr_with_the_same_bytes() {
+    for clip in [&MP4, &TS] {
+        seek_anywhere(clip);
+    }
+}
+
+fn seek_anywhere(clip: &Clip) {
     let server = Server::start(root(), &[]);
-    let (playlist, segments) = play_direct(&server, &MP4);
+    let (playlist, segments) = play_direct(&server, clip);
     // A fresh server asked for segments in the middle and at the end first: their runs seek
     // straight to the keyframe.
     let fresh = Server::start(root(), &[]);
-    let base = fresh.url(&format!("/hls/{}/", MP4.rel));
-    assert_eq!(http::get(&fresh.url(&href(MP4.rel))).status, 200);
+    let base = fresh.url(&format!("/hls/{}/", clip.rel));
+    assert_eq!(http::get(&fresh.url(&href(clip.rel))).status, 200);
     let n = playlist.segments.len();
     for k in [n / 2, n - 1, 3] {
         let bytes = ts::fetch_segment(&format!("{base}{k}.ts")).expect("segment");
         let info = ts::check_segment(&bytes, true).expect("starts with PAT, PMT, IDR");
         let from_start = ts::check_segment(&segments[k], true).expect("segment");
-        assert_eq!(info.first_pts, from_start.first_pts, "segment {k}'s PTS");
+        let rel = clip.rel;
+        assert_eq!(
+            info.first_pts, from_start.first_pts,
+            "{rel}: segment {k}'s PTS"
+        );
         assert!(
             bytes == segments[k],
-            "segment {k} differs between a run from the start and one that sought there"
+            "{rel}: segment {k} differs between a run from the start and one that sought there"
         );
+    }
+}
+
+#[test]
+fn mpeg_ts_and_flv_pass_cut_at_their_scanned_keyframes() {
+    let server = Server::start(root(), &[]);
+    for clip in [&TS, &FLV] {
+        let (playlist, segments) = play_direct(&server, clip);
+        // Keyframes every 2 s, as in the MP4.
+        assert_eq!(
+            playlist.segments.len(),
+            (SECONDS / 2) as usize,
+            "{}",
+            clip.rel
+        );
+        let (_dir, out) = write_temp(&segments.concat(), "out.ts");
+        assert_eq!(video_fields(&out), video_fields(&root().join(clip.rel)));
+        assert_eq!(codecs(&segments), ["aac", "h264"], "{}", clip.rel);
     }
 }
 
@@ -402,8 +458,10 @@ fn matroska_with_and_without_cues_ac3_and_aac_alone_pass_too() {
 fn what_cannot_pass_is_transcoded_and_says_why() {
     let server = Server::start(root(), &[]);
     let real = Server::start(real_root(), &[]);
-    let cases: [(&Server, &Clip, &str); 6] = [
-        (&server, &TS, "no keyframe index"),
+    let cases: [(&Server, &Clip, &str); 8] = [
+        (&server, &AVI, "video/x-msvideo container is not scanned"),
+        (&server, &MPEG2_TS, "not H.264"),
+        (&server, &OPEN_GOP_TS, "over --max-segment"),
         (&server, &LONG_GOP, "over --max-segment"),
         (&server, &HEVC, "not H.264"),
         (&real, &real_media::HIGH10, "10-bit"),

@@ -10,6 +10,7 @@ mod picture;
 mod pipeline;
 mod probe;
 mod registry;
+pub mod scan;
 mod timeline;
 
 use std::sync::Arc;

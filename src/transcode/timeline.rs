@@ -254,8 +254,8 @@ fn before_start(
     }
 }
 
-/// The media (stream) time of `pts` on `pad`, by its current segment.
-fn stream_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<gst::ClockTime> {
+/// The media (stream) time of `pts` on `pad`, by its current segment: what a seek aims at.
+pub(super) fn stream_time(pad: &gst::Pad, pts: gst::ClockTime) -> Option<gst::ClockTime> {
     let event = pad.sticky_event::<gst::event::Segment>(0)?;
     event
         .segment()
