@@ -172,7 +172,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
 
 fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
     let source = app.library.source(rel)?;
-    Ok(app.registry.open(&source, &rel.to_string())?)
+    Ok(app.registry.open(&source, &rel.to_string()))
 }
 
 fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpError> {

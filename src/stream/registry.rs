@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Budget, Stream, StreamError};
+use super::{Budget, Stream};
 use crate::config::{EncoderSettings, StreamLimits as Limits};
 use crate::library::Source;
 use crate::library::index::IndexCache;
@@ -51,17 +51,17 @@ impl Registry {
     /// thread and the stream reports its progress itself. Must be called within a tokio runtime.
     /// Places to run pipelines are taken by the stream when it needs them (a transcoded stream
     /// answers its first playlist once it has one; see `machine.rs`).
-    pub fn open(&self, source: &Source, name: &str) -> Result<Opened, StreamError> {
+    pub fn open(&self, source: &Source, name: &str) -> Opened {
         let mut streams = self.streams.lock();
         if let Some(stream) = streams.get(source) {
             if stream.changed_on_disk() {
                 tracing::info!(stream = %name, "the file changed on disk; reopening it");
                 stream.stop_runs();
             } else if !stream.failed() {
-                return Ok(Opened {
+                return Opened {
                     stream: stream.clone(),
                     created: false,
-                });
+                };
             }
         }
         let stream = Arc::new(Stream::new(
@@ -78,10 +78,10 @@ impl Registry {
         tracing::info!(stream = %name, "opening stream");
         let preparing = stream.clone();
         tokio::task::spawn_blocking(move || preparing.prepare());
-        Ok(Opened {
+        Opened {
             stream,
             created: true,
-        })
+        }
     }
 
     /// Lets every stream make its time-based decisions; when one waits for a transcode place,
