@@ -4,6 +4,7 @@
 //! (call it from `spawn_blocking`), and results leave through the [`Output`] callbacks, which are
 //! invoked on GStreamer's streaming thread (segments) and on this module's bus thread (the end).
 
+mod extent;
 mod guard;
 mod keyframes;
 mod picture;
