@@ -4,7 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::Plan;
-use crate::library::index::{self, IndexError};
+use crate::library::index::{self, IndexCache, IndexError, VersionCache};
 use crate::transcode::{AudioCodec, Codecs, Probe, VideoCodec, scan};
 
 /// How long a container without an index (MPEG-TS, FLV) may be scanned for keyframes when its
@@ -12,6 +12,32 @@ use crate::transcode::{AudioCodec, Codecs, Probe, VideoCodec, scan};
 /// (8 Mb/s 1080p MPEG-TS: 30 minutes in 1.6 s, 2 hours in 10 to 13 s), so this covers about
 /// 50 minutes of such a file; a longer one is transcoded rather than kept waiting for.
 pub const SCAN_BUDGET: Duration = Duration::from_secs(3);
+
+/// What is known of the served files' keyframes, per file version, bounded, kept across a
+/// stream's closing and reopening: container indexes, and scans of containers without one.
+pub struct Keyframes {
+    indexes: IndexCache,
+    scans: VersionCache<scan::Scan, scan::ScanError>,
+}
+
+impl Default for Keyframes {
+    fn default() -> Self {
+        Keyframes {
+            indexes: IndexCache::default(),
+            scans: VersionCache::new(index::DEFAULT_CACHE_KEYFRAMES),
+        }
+    }
+}
+
+impl Keyframes {
+    /// The scan of the file at `path` as it is now. A scan that ran out of time is not kept: it
+    /// may fit another time, when the machine is less busy.
+    fn scan(&self, path: &Path) -> index::Outcome<scan::Scan, scan::ScanError> {
+        let make = |path: &Path| scan::keyframes(path, SCAN_BUDGET);
+        let keep = |err: &scan::ScanError| !matches!(err, scan::ScanError::Timeout(_));
+        self.scans.get_with(path, make, keep)
+    }
+}
 
 /// What a direct stream does with the source's audio.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,8 +152,8 @@ fn check_video(video: &VideoCodec) -> Result<(), Reason> {
 }
 
 /// How a probed VOD file at `path` is delivered, and its plan: direct on a plan cut at its own
-/// keyframes (from the container's index, kept in `indexes` per file version, or a demux-only
-/// scan; no decoding) when the codecs allow, an index can be had and no segment would exceed
+/// keyframes (from the container's index or a demux-only scan, no decoding; both kept in
+/// `known` per file version) when the codecs allow, an index can be had and no segment would exceed
 /// `max_segment` (`None`: `--direct off`); else transcoded on the even grid of `target`.
 /// Blocking (reads the file's index or scans it): call off the async runtime.
 pub fn decide(
@@ -135,10 +161,10 @@ pub fn decide(
     probe: &Probe,
     target: Duration,
     max_segment: Option<Duration>,
-    indexes: &index::IndexCache,
+    known: &Keyframes,
 ) -> (Plan, Delivery) {
     let even = Plan::new(target, probe.origin, probe.duration);
-    match direct_plan(path, probe, target, max_segment, indexes) {
+    match direct_plan(path, probe, target, max_segment, known) {
         Ok((plan, delivery)) => (plan.unwrap_or(even), delivery),
         Err(reason) => (even, Delivery::Transcode(reason)),
     }
@@ -150,7 +176,7 @@ fn direct_plan(
     probe: &Probe,
     target: Duration,
     max_segment: Option<Duration>,
-    indexes: &index::IndexCache,
+    known: &Keyframes,
 ) -> Result<(Option<Plan>, Delivery), Reason> {
     let max_segment = max_segment.ok_or(Reason::Off)?;
     let path = path.ok_or(Reason::Generated)?;
@@ -158,7 +184,7 @@ fn direct_plan(
     if let Delivery::Direct { video: false, .. } = delivery {
         return Ok((None, delivery));
     }
-    let (keyframes, container_end) = keyframes(path, indexes)?;
+    let (keyframes, container_end) = keyframes(path, known)?;
     // Where the audio and video end, as the probe measured it: a container's own figure can
     // count a subtitle track that outlasts the picture (Matroska's Duration does).
     let end = probe
@@ -172,16 +198,13 @@ fn direct_plan(
 
 /// The video's keyframes and end, in media time: from the container's index, or for a container
 /// without one from a demux-only scan of at most [`SCAN_BUDGET`].
-fn keyframes(
-    path: &Path,
-    indexes: &index::IndexCache,
-) -> Result<(Vec<Duration>, Duration), Reason> {
+fn keyframes(path: &Path, known: &Keyframes) -> Result<(Vec<Duration>, Duration), Reason> {
     let no_index = |err: &dyn std::fmt::Display| Reason::NoIndex(err.to_string());
-    let index = match indexes.get(path) {
+    let index = match known.indexes.get(path) {
         Ok(index) => index,
         Err(err) if matches!(*err, IndexError::Unsupported) => {
-            let scan = scan::keyframes(path, SCAN_BUDGET).map_err(|e| no_index(&e))?;
-            return Ok((scan.keyframes, scan.end));
+            let scan = known.scan(path).map_err(|e| no_index(&e))?;
+            return Ok((scan.keyframes.clone(), scan.end));
         }
         Err(err) => return Err(no_index(&err)),
     };
@@ -333,5 +356,45 @@ mod tests {
             long.to_string(),
             "keyframes up to 8.5 s apart, over --max-segment 6.0 s"
         );
+    }
+
+    /// A 4 s H.264 clip in MPEG-TS with a keyframe every second, made with GStreamer.
+    fn make_ts(path: &Path) {
+        use gst::prelude::*;
+        gst::init().unwrap();
+        let launch = format!(
+            "videotestsrc num-buffers=100 ! video/x-raw,width=160,height=120,framerate=25/1 ! \
+             x264enc key-int-max=25 speed-preset=ultrafast ! h264parse ! mpegtsmux ! \
+             filesink location={}",
+            path.display()
+        );
+        let pipeline = gst::parse::launch(&launch).unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        let bus = pipeline.bus().unwrap();
+        let done = bus.timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        );
+        pipeline.set_state(gst::State::Null).unwrap();
+        assert!(matches!(
+            done.map(|m| m.type_()),
+            Some(gst::MessageType::Eos)
+        ));
+    }
+
+    #[test]
+    fn a_scan_is_kept_per_file_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.ts");
+        make_ts(&path);
+        let known = Keyframes::default();
+        let first = known.scan(&path).unwrap();
+        assert_eq!(first.keyframes.len(), 4, "{:?}", first.keyframes);
+        assert!(std::sync::Arc::ptr_eq(&first, &known.scan(&path).unwrap()));
+        // Another version of the file (here: longer) is scanned again.
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes.extend_from_slice(&[0xff; 188]);
+        std::fs::write(&path, bytes).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&first, &known.scan(&path).unwrap()));
     }
 }

@@ -35,7 +35,6 @@ pub use viewers::{SessionId, Viewer};
 
 use crate::config::{EncoderSettings, PlaylistMode, StreamLimits as Limits};
 use crate::library::Source;
-use crate::library::index::IndexCache;
 use crate::transcode::{self, TranscodeError};
 use budget::Cost;
 use machine::{Action, Event, Machine, PLAYLIST_WAIT, Reply, RequestId, SEGMENT_WAIT};
@@ -128,8 +127,8 @@ struct Shared {
     opened_as: Option<FileStamp>,
     settings: EncoderSettings,
     limits: Limits,
-    /// Keyframe indexes of the files served, shared by every stream.
-    indexes: Arc<IndexCache>,
+    /// Keyframes of the files served (indexes and scans), shared by every stream.
+    keyframes: Arc<delivery::Keyframes>,
     /// The machine's time zero.
     epoch: Instant,
     inner: Mutex<Inner>,
@@ -228,7 +227,7 @@ impl Stream {
         settings: EncoderSettings,
         limits: Limits,
         budget: Budget,
-        indexes: Arc<IndexCache>,
+        keyframes: Arc<delivery::Keyframes>,
     ) -> Stream {
         Stream {
             shared: Arc::new(Shared {
@@ -237,7 +236,7 @@ impl Stream {
                 source,
                 settings,
                 limits,
-                indexes,
+                keyframes,
                 epoch: Instant::now(),
                 inner: Mutex::new(Inner {
                     machine: Machine::new(limits, budget, Time::ZERO),
@@ -270,7 +269,7 @@ impl Stream {
             )),
             PlaylistMode::Vod => crate::transcode::probe(&self.shared.source).map(|probe| {
                 let max_segment = settings.direct_max_segment;
-                delivery::decide(path, &probe, target, max_segment, &self.shared.indexes)
+                delivery::decide(path, &probe, target, max_segment, &self.shared.keyframes)
             }),
         };
         match &opened {

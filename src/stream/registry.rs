@@ -7,10 +7,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Budget, Stream};
+use super::{Budget, Stream, delivery};
 use crate::config::{EncoderSettings, StreamLimits as Limits};
 use crate::library::Source;
-use crate::library::index::IndexCache;
 
 /// A stream nobody asked anything of for this long gives up its pipelines when another stream
 /// needs a place under `--max-transcodes` (its segments stay until `--idle-timeout`). A player
@@ -22,8 +21,9 @@ pub struct Registry {
     limits: Limits,
     budget: Budget,
     streams: Mutex<HashMap<Source, Arc<Stream>>>,
-    /// Keyframe indexes per file version, bounded, kept across a stream's closing and reopening.
-    indexes: Arc<IndexCache>,
+    /// Keyframes per file version (indexes and scans), bounded, kept across a stream's closing and
+    /// reopening.
+    keyframes: Arc<delivery::Keyframes>,
 }
 
 /// A stream handed to a request, and whether this request opened it.
@@ -39,7 +39,7 @@ impl Registry {
             limits,
             budget,
             streams: Mutex::new(HashMap::new()),
-            indexes: Arc::new(IndexCache::default()),
+            keyframes: Arc::new(delivery::Keyframes::default()),
         }
     }
 
@@ -70,7 +70,7 @@ impl Registry {
             self.settings.clone(),
             self.limits,
             self.budget.clone(),
-            self.indexes.clone(),
+            self.keyframes.clone(),
         ));
         streams.insert(source.clone(), stream.clone());
         drop(streams);

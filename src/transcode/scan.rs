@@ -53,6 +53,20 @@ pub enum ScanError {
     TooManyKeyframes,
     #[error("the scan failed: {0}")]
     Failed(String),
+    #[error("cannot read the file: {0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for ScanError {
+    fn from(err: std::io::Error) -> Self {
+        ScanError::Io(err.to_string())
+    }
+}
+
+impl crate::library::index::Weigh for Scan {
+    fn keyframes(&self) -> usize {
+        self.keyframes.len()
+    }
 }
 
 /// What the pad probe has seen so far.

@@ -1,4 +1,4 @@
-//! Indexes held in memory per file version (path, length, modification time), bounded in size.
+//! Indexes (and any other per-file result) held in memory per file version (path, length, modification time), bounded in size.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -35,47 +35,69 @@ impl FileVersion {
     }
 }
 
-/// The outcome of indexing one file version, shared by every stream of that version.
-pub type Cached = Result<Arc<Index>, Arc<IndexError>>;
-
-/// Indexes by file version, least recently used evicted first once the held keyframes (plus a
-/// fixed cost per entry) pass the capacity. Failures are kept too: a file that could not be indexed
-/// within the budget is not tried again until it changes.
-pub struct IndexCache {
-    capacity: usize,
-    limits: Limits,
-    state: Mutex<State>,
+/// What a cached value costs to hold, in keyframe entries (the unit of a cache's capacity).
+pub trait Weigh {
+    fn keyframes(&self) -> usize;
 }
 
-#[derive(Default)]
-struct State {
-    entries: HashMap<FileVersion, (Cached, u64)>,
+impl Weigh for Index {
+    fn keyframes(&self) -> usize {
+        self.video.as_ref().map_or(0, |v| v.keyframes.len())
+    }
+}
+
+/// The outcome of working out something about one file version, shared by every stream of it.
+pub type Outcome<T, E> = Result<Arc<T>, Arc<E>>;
+
+/// The outcome of indexing one file version.
+pub type Cached = Outcome<Index, IndexError>;
+
+/// Outcomes by file version, least recently used evicted first once the held keyframes (plus a
+/// fixed cost per entry) pass the capacity. Failures are kept too: a file that could not be
+/// indexed is not tried again until it changes (unless the caller says the failure may pass).
+pub struct VersionCache<T, E> {
+    capacity: usize,
+    state: Mutex<State<T, E>>,
+}
+
+struct State<T, E> {
+    entries: HashMap<FileVersion, (Outcome<T, E>, u64)>,
     /// Sum of the entries' costs.
     held: usize,
     /// Use counter: an entry's stamp is when it was last used.
     clock: u64,
 }
 
-fn cost(c: &Cached) -> usize {
-    ENTRY_COST
-        + c.as_ref()
-            .map_or(0, |ix| ix.video.as_ref().map_or(0, |v| v.keyframes.len()))
+fn cost<T: Weigh, E>(c: &Outcome<T, E>) -> usize {
+    ENTRY_COST + c.as_ref().map_or(0, |value| value.keyframes())
 }
 
-impl IndexCache {
-    /// A cache holding about `capacity` keyframe entries, indexing with `limits`.
-    pub fn new(capacity: usize, limits: Limits) -> IndexCache {
-        IndexCache {
+impl<T: Weigh, E> VersionCache<T, E> {
+    /// A cache holding about `capacity` keyframe entries.
+    pub fn new(capacity: usize) -> VersionCache<T, E> {
+        VersionCache {
             capacity,
-            limits,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                held: 0,
+                clock: 0,
+            }),
         }
     }
 
-    /// The index of the file at `path` as it is now, from the cache or made now (outside the lock:
-    /// two first viewers of one file may both index it; the second result replaces the first).
-    pub fn get(&self, path: &Path) -> Cached {
-        let version = FileVersion::of(path).map_err(|e| Arc::new(IndexError::Io(e)))?;
+    /// The outcome for the file at `path` as it is now, from the cache or from `make` (called
+    /// outside the lock: two first viewers of one file may both make it; the second result
+    /// replaces the first). A failure for which `keep` says false is returned, not kept.
+    pub fn get_with(
+        &self,
+        path: &Path,
+        make: impl FnOnce(&Path) -> Result<T, E>,
+        keep: impl FnOnce(&E) -> bool,
+    ) -> Outcome<T, E>
+    where
+        E: From<std::io::Error>,
+    {
+        let version = FileVersion::of(path).map_err(|e| Arc::new(E::from(e)))?;
         {
             let mut st = self.state.lock();
             st.clock += 1;
@@ -85,20 +107,18 @@ impl IndexCache {
                 return cached.clone();
             }
         }
-        let cached: Cached = std::fs::File::open(path)
-            .map_err(IndexError::from)
-            .and_then(|f| super::index_reader(f, &self.limits))
-            .map(Arc::new)
-            .map_err(Arc::new);
-        self.insert(version, cached.clone());
-        cached
+        let outcome: Outcome<T, E> = make(path).map(Arc::new).map_err(Arc::new);
+        if outcome.as_ref().err().is_none_or(|e| keep(e)) {
+            self.insert(version, outcome.clone());
+        }
+        outcome
     }
 
-    fn insert(&self, version: FileVersion, cached: Cached) {
+    fn insert(&self, version: FileVersion, outcome: Outcome<T, E>) {
         let mut st = self.state.lock();
         st.clock += 1;
         let now = st.clock;
-        let add = cost(&cached);
+        let add = cost(&outcome);
         // Older versions of the same path will not be asked for again.
         let stale: Vec<FileVersion> = st
             .entries
@@ -111,7 +131,7 @@ impl IndexCache {
                 st.held -= cost(&c);
             }
         }
-        if let Some((old, _)) = st.entries.insert(version, (cached, now)) {
+        if let Some((old, _)) = st.entries.insert(version, (outcome, now)) {
             st.held -= cost(&old);
         }
         st.held += add;
@@ -137,6 +157,41 @@ impl IndexCache {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// Container indexes (MP4, Matroska) per file version.
+pub struct IndexCache {
+    cache: VersionCache<Index, IndexError>,
+    limits: Limits,
+}
+
+impl IndexCache {
+    /// A cache holding about `capacity` keyframe entries, indexing with `limits`.
+    pub fn new(capacity: usize, limits: Limits) -> IndexCache {
+        IndexCache {
+            cache: VersionCache::new(capacity),
+            limits,
+        }
+    }
+
+    /// The index of the file at `path` as it is now, from the cache or made now.
+    pub fn get(&self, path: &Path) -> Cached {
+        let make = |path: &Path| {
+            std::fs::File::open(path)
+                .map_err(IndexError::from)
+                .and_then(|f| super::index_reader(f, &self.limits))
+        };
+        self.cache.get_with(path, make, |_| true)
+    }
+
+    /// Number of file versions held.
+    pub fn len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cache.is_empty()
     }
 }
 
@@ -188,5 +243,35 @@ mod tests {
         let e = cache.get(&junk).unwrap_err();
         assert!(Arc::ptr_eq(&e, &cache.get(&junk).unwrap_err()));
         assert!(cache.get(&dir.path().join("missing")).is_err());
+    }
+
+    impl Weigh for Vec<i64> {
+        fn keyframes(&self) -> usize {
+            self.len()
+        }
+    }
+
+    #[test]
+    fn failures_the_caller_does_not_keep_are_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.ts");
+        std::fs::write(&file, b"x").unwrap();
+        let cache: VersionCache<Vec<i64>, std::io::Error> = VersionCache::new(1000);
+        let calls = std::cell::Cell::new(0);
+        let failing = |_: &Path| {
+            calls.set(calls.get() + 1);
+            Err(std::io::Error::other("busy"))
+        };
+        assert!(cache.get_with(&file, failing, |_| false).is_err());
+        assert!(cache.get_with(&file, failing, |_| false).is_err());
+        assert_eq!((calls.get(), cache.len()), (2, 0));
+        assert!(cache.get_with(&file, failing, |_| true).is_err());
+        assert!(cache.get_with(&file, failing, |_| true).is_err());
+        assert_eq!((calls.get(), cache.len()), (3, 1));
+        // A new version is worked out afresh, and replaces the old one.
+        std::fs::write(&file, b"xy").unwrap();
+        let ok = cache.get_with(&file, |_| Ok(vec![1, 2]), |_| true).unwrap();
+        assert_eq!((*ok).clone(), vec![1, 2]);
+        assert_eq!(cache.len(), 1);
     }
 }

@@ -16,7 +16,9 @@ use std::io::{Cursor, Read, Seek};
 use std::path::Path;
 use std::time::Duration;
 
-pub use cache::{Cached, DEFAULT_CACHE_KEYFRAMES, FileVersion, IndexCache};
+pub use cache::{
+    Cached, DEFAULT_CACHE_KEYFRAMES, FileVersion, IndexCache, Outcome, VersionCache, Weigh,
+};
 pub use codec::{AudioCodec, Chroma, H264, VideoCodec};
 
 /// The keyframe index of one file: its first video track and first audio track.
