@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use support::media::{self, LONG, long_root};
+use support::media::{self, DIRECT_LONG, LONG, long_root};
 use support::{Server, media_root, tools};
 
 /// Bound on one scenario: starting Chromium, transcoding and playing several seconds of media.
@@ -205,6 +205,25 @@ fn a_minute_of_random_seeks_without_a_fatal_error() {
         "playback advanced after only {advanced} of {seeks} seeks (at most {MAY_NOT_ADVANCE} may \
          stall): {result}"
     );
+}
+
+/// A direct stream (the source's own H.264/AAC, cut at its keyframes) plays to its very end in
+/// hls.js: the last segments, shorter than the rest, and the end of the playlist.
+#[test]
+fn a_direct_stream_plays_to_its_end() {
+    let server = Server::start(long_root(), &FAST);
+    let options =
+        format!(r#"{{"chromium":"$CHROMIUM","watchPath":"/watch/{DIRECT_LONG}","lastSeconds":9}}"#);
+    let result = scenario("end", &base(&server), &options);
+    let (duration, ended_at) = (number(&result, "duration"), number(&result, "endedAt"));
+    let expected = f64::from(media::DIRECT_LONG_SECONDS);
+    assert!((duration - expected).abs() < 0.5, "{result}");
+    assert!((ended_at - duration).abs() < 0.5, "{result}");
+    // The source's own picture size: passed through, not scaled to --max-height 240.
+    assert_eq!(number(&result, "videoWidth"), 640.0, "{result}");
+    let metrics = support::http::get(&server.url("/metrics")).text();
+    let direct = format!("hlss_stream_delivery{{stream=\"{DIRECT_LONG}\",delivery=\"direct\"");
+    assert!(metrics.lines().any(|l| l.starts_with(&direct)), "{metrics}");
 }
 
 #[test]

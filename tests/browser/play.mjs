@@ -5,6 +5,8 @@
 //   seeks  - open a long file's player page and seek to random places (fixed seed) for a while,
 //            recording hls.js fatal errors and whether playback advanced after each seek
 //   cors   - a page on another origin plays the playlist with hls.js served by hlss
+//   end    - open a file's player page, play, seek to some seconds before the end and play
+//            until the video element says it ended
 // Prints "RESULT {json}" on success; exits 1 with a reason otherwise.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -296,8 +298,32 @@ async function cors() {
   }
 }
 
+async function end() {
+  await page.goto(base + options.watchPath, { waitUntil: 'load' });
+  const before = await playPast(1, 40_000);
+  const target = Math.max(before.currentTime, before.duration - options.lastSeconds);
+  await page.evaluate((t) => { document.getElementById('video').currentTime = t; }, target);
+  const deadline = Date.now() + 60_000;
+  let state;
+  for (;;) {
+    state = await playerState();
+    check(!state.fatal, `player failed: ${state.fatal}`);
+    const ended = await page.evaluate(() => document.getElementById('video').ended);
+    if (ended) break;
+    check(Date.now() < deadline, `not ended within 60 s: ${JSON.stringify(state)}`);
+    await page.waitForTimeout(200);
+  }
+  return {
+    duration: before.duration,
+    seekTo: target,
+    endedAt: state.currentTime,
+    videoWidth: state.videoWidth,
+    warnings: state.warnings,
+  };
+}
+
 try {
-  const scenarios = { index, seek, seeks, cors };
+  const scenarios = { index, seek, seeks, cors, end };
   check(scenarios[scenario], `unknown scenario ${scenario}`);
   const result = await scenarios[scenario]();
   console.log('RESULT ' + JSON.stringify(result));

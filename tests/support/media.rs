@@ -166,20 +166,39 @@ pub const LONG_SECONDS: u32 = 630;
 /// Name of the long clip inside [`long_root`].
 pub const LONG: &str = "long.mp4";
 
+/// Length of [`DIRECT_LONG`].
+pub const DIRECT_LONG_SECONDS: u32 = 95;
+/// Name of a clip inside [`long_root`] that plays direct: H.264/AAC with a keyframe every 2 s,
+/// bigger than the tests' `--max-height 240` so that passing it through shows.
+pub const DIRECT_LONG: &str = "direct.mp4";
+
 /// A folder holding one [`LONG_SECONDS`] clip (small picture, so it is quick to make and to
-/// transcode), generated on first use and cached like [`media_root`].
+/// transcode, with keyframes 10 s apart, so it is transcoded) and a [`DIRECT_LONG_SECONDS`]
+/// [`DIRECT_LONG`] clip, generated on first use and cached like [`media_root`].
 pub fn long_root() -> &'static Path {
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| {
-        let recipe = vec![(
-            LONG,
-            pattern_with_tone(
-                LONG_SECONDS,
-                "size=320x240:rate=15",
-                "frequency=500:sample_rate=48000",
-                "-c:v libx264 -preset ultrafast -g 150 -c:a aac -b:a 64k -shortest",
+        let recipe = vec![
+            (
+                LONG,
+                pattern_with_tone(
+                    LONG_SECONDS,
+                    "size=320x240:rate=15",
+                    "frequency=500:sample_rate=48000",
+                    "-c:v libx264 -preset ultrafast -g 150 -c:a aac -b:a 64k -shortest",
+                ),
             ),
-        )];
+            (
+                DIRECT_LONG,
+                pattern_with_tone(
+                    DIRECT_LONG_SECONDS,
+                    "size=640x360:rate=25",
+                    "frequency=700:sample_rate=48000",
+                    "-c:v libx264 -preset ultrafast -g 50 -pix_fmt yuv420p -c:a aac -b:a 64k \
+                     -shortest",
+                ),
+            ),
+        ];
         cached_tree("long", &recipe, |dir| run_recipes(dir, &recipe))
     })
 }
