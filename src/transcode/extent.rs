@@ -1,8 +1,8 @@
 //! Where a source's audio and video begin (decoded, as a run sees them) and end (read without decoding), measured side by side.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use gst::prelude::*;
@@ -30,6 +30,8 @@ pub(super) enum MeasureError {
     NoSample(&'static str),
     #[error("the end search failed")]
     Panicked,
+    #[error("the file was refused")]
+    Refused,
 }
 
 /// The span of a source's audio and video, in its stream time.
@@ -46,9 +48,14 @@ impl Extent {
     }
 }
 
-/// Measures the start and the end of `path` (at `uri`, with `streams` audio and video streams)
-/// before `deadline`, each in its own pipeline on its own thread. The end is `None` when it cannot be found (the container's
+/// Measures the start and the end of `path` (at `uri`) before `deadline`, each in its own
+/// pipeline on its own thread. The end is `None` when it cannot be found (the container's
 /// duration then stands in); without a start there is no extent.
+///
+/// `streams` is set, while this runs, to how many audio and video streams the file has (the
+/// Discoverer's count; 0 when the Discoverer refused it, which ends both searches at once). The
+/// end search needs it before it seeks: parsebin (1.22) never signals no-more-pads, and its
+/// stream collection can come before a late stream (FLV's audio) is exposed.
 ///
 /// Two pipelines, not one sought after its first samples: a flushing seek on a playing
 /// uridecodebin deadlocked about one time in forty with FLV on GStreamer 1.22 (the seek waited
@@ -57,7 +64,7 @@ impl Extent {
 pub(super) fn measure(
     uri: &str,
     path: &Path,
-    streams: usize,
+    streams: &OnceLock<usize>,
     deadline: Instant,
 ) -> Result<Extent, MeasureError> {
     let (start, end) = std::thread::scope(|scope| {
@@ -67,7 +74,7 @@ pub(super) fn measure(
             })
             .unwrap_or(Err(MeasureError::Panicked))
         });
-        let start = find_start(uri, deadline);
+        let start = find_start(uri, streams, deadline);
         let end = end.join().unwrap_or(Err(MeasureError::Panicked));
         (start, end)
     });
@@ -222,7 +229,11 @@ impl Kind {
 /// Where the decoded audio and video of `uri` begin: plays a decoding pipeline up to its first
 /// samples. Not a preroll: sinks preroll on a GAP event too, and an MP4 whose edit list starts
 /// the media at 1.5 s opens with one.
-fn find_start(uri: &str, deadline: Instant) -> Result<gst::ClockTime, MeasureError> {
+fn find_start(
+    uri: &str,
+    streams: &OnceLock<usize>,
+    deadline: Instant,
+) -> Result<gst::ClockTime, MeasureError> {
     let pipeline = gst::Pipeline::new();
     let decode = gst::ElementFactory::make("uridecodebin")
         .property("uri", uri)
@@ -251,13 +262,12 @@ fn find_start(uri: &str, deadline: Instant) -> Result<gst::ClockTime, MeasureErr
 
     let result = bus_of(&pipeline).and_then(|bus| {
         play(&pipeline, &bus)?;
-        wait(
-            &bus,
-            deadline,
-            || first.started.lock().done(),
-            "the first samples",
-        )
+        let done = || first.started.lock().done() || streams.get() == Some(&0);
+        wait(&bus, deadline, done, "the first samples")
     });
+    if streams.get() == Some(&0) {
+        return Err(MeasureError::Refused);
+    }
     let _ = pipeline.set_state(gst::State::Null);
     result?;
     let start = first.extent.lock().start;
@@ -310,9 +320,7 @@ struct Last {
 
 #[derive(Default)]
 struct Streams {
-    /// parsebin has said it exposed every stream (it may not).
-    all_pads: bool,
-    /// Audio and video streams.
+    /// Audio and video streams linked.
     counted: usize,
     /// Of those, the ones that have shown a buffer or ended: seeking before then could meet a
     /// demuxer that has not read its headers.
@@ -325,11 +333,10 @@ struct Streams {
 
 /// Where the audio and video of `path` end, in stream time: a demux-only pipeline sought near
 /// the container's end, reading timestamps to the end. `None` when the container gives no
-/// duration to seek near. `expected` is how many audio and video streams the Discoverer found:
-/// parsebin (1.22) does not say when it has exposed them all.
+/// duration to seek near.
 fn find_end(
     path: &Path,
-    expected: usize,
+    streams: &OnceLock<usize>,
     deadline: Instant,
 ) -> Result<Option<gst::ClockTime>, MeasureError> {
     let pipeline = gst::Pipeline::new();
@@ -358,31 +365,43 @@ fn find_end(
             tracing::debug!("probe: a parsed stream could not be linked");
         }
     });
-    let on_no_more_pads = last.clone();
-    parse.connect_no_more_pads(move |_| on_no_more_pads.streams.lock().all_pads = true);
 
     let result =
-        bus_of(&pipeline).and_then(|bus| search_end(&pipeline, &bus, &last, expected, deadline));
+        bus_of(&pipeline).and_then(|bus| search_end(&pipeline, &bus, &last, streams, deadline));
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// Waits until the file's `streams` (once known) are all linked and each has shown a buffer or
+/// ended.
+fn wait_for_streams(
+    bus: &gst::Bus,
+    last: &Last,
+    streams: &OnceLock<usize>,
+    deadline: Instant,
+) -> Result<(), MeasureError> {
+    let ready = || {
+        let linked = last.streams.lock();
+        streams.get().is_some_and(|&expected| {
+            expected == 0 || (linked.counted >= expected && linked.ready == linked.counted)
+        })
+    };
+    wait(bus, deadline, ready, "the end search's start")?;
+    if streams.get() == Some(&0) {
+        return Err(MeasureError::Refused);
+    }
+    Ok(())
 }
 
 fn search_end(
     pipeline: &gst::Pipeline,
     bus: &gst::Bus,
     last: &Last,
-    expected: usize,
+    streams: &OnceLock<usize>,
     deadline: Instant,
 ) -> Result<Option<gst::ClockTime>, MeasureError> {
     play(pipeline, bus)?;
-    let ready = || {
-        let streams = last.streams.lock();
-        (streams.all_pads || streams.counted >= expected) && streams.ready == streams.counted
-    };
-    wait(bus, deadline, ready, "the end search's start")?;
-    if last.streams.lock().counted == 0 {
-        return Err(MeasureError::NoSample("in the parsed streams"));
-    }
+    wait_for_streams(bus, last, streams, deadline)?;
     let Some(duration) = pipeline.query_duration::<gst::ClockTime>() else {
         return Ok(None);
     };

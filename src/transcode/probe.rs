@@ -1,5 +1,6 @@
 //! Learns what a source holds (codecs, a duration) and where its audio and video lie, before any transcoding.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use gst_pbutils::prelude::*;
@@ -68,7 +69,8 @@ pub fn probe(source: &Source) -> Result<Probe, TranscodeError> {
 }
 
 fn discover(source: &Source) -> Result<Probe, TranscodeError> {
-    let deadline = Instant::now() + PROBE_TIMEOUT;
+    let started = Instant::now();
+    let deadline = started + PROBE_TIMEOUT;
     let path = match source {
         Source::Demo => {
             return Ok(Probe {
@@ -81,13 +83,64 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
     };
     let uri = gst::glib::filename_to_uri(path, None)
         .map_err(|err| TranscodeError::Failed(err.to_string()))?;
+    // The Discoverer (what the streams are, whether they decode) and the extent (where the
+    // audio and video lie) side by side: each is a pipeline of its own, and a cold playlist
+    // waits for both.
+    let streams = OnceLock::new();
+    let (info, extent) = std::thread::scope(|scope| {
+        let extent = scope.spawn(|| {
+            super::guard::guard("the probe's extent", || {
+                extent::measure(&uri, path, &streams, deadline)
+            })
+        });
+        let info = discoverer(&uri);
+        let _ = streams.set(info.as_ref().map_or(0, audio_video_streams));
+        let extent = extent.join().ok().flatten();
+        (info, extent)
+    });
+    let info = info?;
+    let extent = match extent {
+        Some(Ok(extent)) => extent,
+        // Should that fail (damage near the end, too slow), the container's figures still
+        // play, with the old flaws (a grid from 0, subtitle tails counted).
+        Some(Err(err)) => {
+            tracing::warn!("cannot measure the audio/video extent of {uri}: {err}");
+            extent::Extent::default()
+        }
+        None => extent::Extent::default(),
+    };
+    tracing::debug!("probed {uri} in {:.0?}", started.elapsed());
+    let origin = extent.start.unwrap_or(gst::ClockTime::ZERO);
+    let end = extent.end.or_else(|| info.duration());
+    let duration = end
+        .map(|end| end.saturating_sub(origin))
+        .filter(|d| d.nseconds() > 0)
+        .map(|d| Duration::from_nanos(d.nseconds()));
+    Ok(Probe {
+        duration,
+        origin: Duration::from_nanos(origin.nseconds()),
+        codecs: codecs(&info),
+    })
+}
+
+/// How many audio and video streams the Discoverer found, counted as the end search counts them
+/// (a cover picture, image/jpeg, is not video).
+fn audio_video_streams(info: &gst_pbutils::DiscovererInfo) -> usize {
+    let video = info.video_streams().into_iter().map(|s| s.caps());
+    let audio = info.audio_streams().into_iter().map(|s| s.caps());
+    video
+        .chain(audio)
+        .filter(|caps| caps.as_ref().is_some_and(|c| extent::is_audio_video(c)))
+        .count()
+}
+
+/// What the Discoverer finds in `uri`: media it can decode, with audio or video, or why not.
+fn discoverer(uri: &str) -> Result<gst_pbutils::DiscovererInfo, TranscodeError> {
     let timeout =
         gst::ClockTime::from_nseconds(u64::try_from(PROBE_TIMEOUT.as_nanos()).unwrap_or(u64::MAX));
     let discoverer = gst_pbutils::Discoverer::new(timeout)
         .map_err(|_| TranscodeError::MissingElement("discoverer"))?;
-    let info = discoverer
-        .discover_uri(&uri)
-        .map_err(|err| classify(&err))?;
+    let info = discoverer.discover_uri(uri).map_err(|err| classify(&err))?;
     match info.result() {
         gst_pbutils::DiscovererResult::Ok => {}
         gst_pbutils::DiscovererResult::MissingPlugins => {
@@ -109,29 +162,7 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
             "the file has no audio or video stream".into(),
         ));
     }
-    // Counted as the end search counts them (a cover picture, image/jpeg, is not video).
-    let streams = (info.video_streams().iter().map(|s| s.caps()))
-        .chain(info.audio_streams().iter().map(|s| s.caps()))
-        .filter(|caps| caps.as_ref().is_some_and(|c| extent::is_audio_video(c)))
-        .count();
-    // The Discoverer has checked that this is media we can decode; now where it lies in time.
-    // Should that fail (damage near the end, too slow), the container's figures still play,
-    // with the old flaws (a grid from 0, subtitle tails counted).
-    let extent = extent::measure(&uri, path, streams, deadline).unwrap_or_else(|err| {
-        tracing::warn!("cannot measure the audio/video extent of {uri}: {err}");
-        extent::Extent::default()
-    });
-    let origin = extent.start.unwrap_or(gst::ClockTime::ZERO);
-    let end = extent.end.or_else(|| info.duration());
-    let duration = end
-        .map(|end| end.saturating_sub(origin))
-        .filter(|d| d.nseconds() > 0)
-        .map(|d| Duration::from_nanos(d.nseconds()));
-    Ok(Probe {
-        duration,
-        origin: Duration::from_nanos(origin.nseconds()),
-        codecs: codecs(&info),
-    })
+    Ok(info)
 }
 
 /// The codecs of the first video and audio streams the Discoverer found.
