@@ -44,6 +44,11 @@ use viewers::Time;
 /// machine answers at its limit, on the next tick).
 const ANSWER_SLACK: Duration = Duration::from_secs(2);
 
+/// Longest a stream's opening may take: the probe's own limit, a keyframe scan's budget and
+/// room for a loaded machine. Past it, GStreamer is taken to have hung.
+const OPEN_WATCHDOG: Duration =
+    Duration::from_secs(transcode::PROBE_TIMEOUT.as_secs() + delivery::SCAN_BUDGET.as_secs() + 8);
+
 /// Why a stream cannot answer.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StreamError {
@@ -205,6 +210,53 @@ pub struct Stream {
     shared: Arc<Shared>,
 }
 
+/// Why [`bounded`] has no result.
+#[derive(Debug, thiserror::Error)]
+enum Unbounded {
+    #[error("it took over {} s; given up (its thread is left behind, stuck)", .0.as_secs())]
+    TimedOut(Duration),
+    #[error("cannot start a thread: {0}")]
+    NoThread(std::io::Error),
+}
+
+/// Runs `f` on a thread of its own and waits at most `limit` for its result. Past that the
+/// thread is left to finish, or to hang, alone: a hung GStreamer call cannot be interrupted.
+fn bounded<T: Send + 'static>(
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Unbounded> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("hlss-open".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(Unbounded::NoThread)?;
+    rx.recv_timeout(limit)
+        .map_err(|_| Unbounded::TimedOut(limit))
+}
+
+/// What opening the stream of `shared`'s source finds: its plan and how it is delivered.
+/// Blocking (GStreamer, file reads).
+fn open(shared: &Shared) -> Result<(Plan, Delivery), TranscodeError> {
+    let settings = &shared.settings;
+    let target = settings.segment;
+    let path = match &shared.source {
+        Source::File(path) => Some(path.as_path()),
+        Source::Demo => None,
+    };
+    match shared.limits.mode {
+        PlaylistMode::Event => Ok((
+            Plan::new(target, Duration::ZERO, None),
+            Delivery::Transcode(Reason::Event),
+        )),
+        PlaylistMode::Vod => transcode::probe(&shared.source).map(|probe| {
+            let max_segment = settings.direct_max_segment;
+            delivery::decide(path, &probe, target, max_segment, &shared.keyframes)
+        }),
+    }
+}
+
 /// Tells the machine a request went away (its future was dropped) unless it was answered.
 struct Waiting<'a> {
     shared: &'a Arc<Shared>,
@@ -254,24 +306,17 @@ impl Stream {
     }
 
     /// Probes the source, decides how to deliver it and makes the plan. Blocking (GStreamer,
-    /// file reads): call off the async runtime.
+    /// file reads): call off the async runtime. Gives up after [`OPEN_WATCHDOG`]: GStreamer has
+    /// hung in a probe before (a deadlocked seek), and a stream that never opens would answer
+    /// every request with a 30 s wait; given up, it fails, and the next request opens it afresh.
     pub(crate) fn prepare(&self) {
-        let settings = &self.shared.settings;
-        let target = settings.segment;
-        let path = match &self.shared.source {
-            Source::File(path) => Some(path.as_path()),
-            Source::Demo => None,
-        };
-        let opened = match self.shared.limits.mode {
-            PlaylistMode::Event => Ok((
-                Plan::new(target, Duration::ZERO, None),
-                Delivery::Transcode(Reason::Event),
-            )),
-            PlaylistMode::Vod => crate::transcode::probe(&self.shared.source).map(|probe| {
-                let max_segment = settings.direct_max_segment;
-                delivery::decide(path, &probe, target, max_segment, &self.shared.keyframes)
-            }),
-        };
+        let shared = self.shared.clone();
+        let opened = bounded(OPEN_WATCHDOG, move || open(&shared)).unwrap_or_else(|err| {
+            tracing::error!(stream = %self.shared.name, "opening the stream: {err}");
+            Err(TranscodeError::Failed(
+                "opening the file took too long; try again".into(),
+            ))
+        });
         match &opened {
             Ok((plan, delivery)) => tracing::info!(
                 stream = %self.shared.name,
@@ -432,5 +477,19 @@ impl Drop for Stream {
         for handle in runs {
             handle.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_gives_up_on_what_hangs() {
+        assert_eq!(bounded(Duration::from_secs(10), || 5).unwrap(), 5);
+        let hung = bounded(Duration::from_millis(20), || {
+            std::thread::sleep(Duration::from_secs(2));
+        });
+        assert!(matches!(hung, Err(Unbounded::TimedOut(_))));
     }
 }

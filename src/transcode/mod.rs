@@ -25,7 +25,7 @@ use crate::config::EncoderSettings;
 use crate::library::Source;
 use crate::segmenter::{Segment, Segmenter};
 use probe::DEMO_DURATION;
-pub use probe::{AudioCodec, Codecs, Probe, VideoCodec, probe};
+pub use probe::{AudioCodec, Codecs, PROBE_TIMEOUT, Probe, VideoCodec, probe};
 pub use registry::{RegistryEnv, registry_env};
 
 /// The PTS mpegtsmux gives running time 0 (it starts its clock at one hour).
