@@ -1,41 +1,90 @@
 //! How a stream is delivered: the source's own H.264/AAC passed through (direct), or transcoded, and why.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+
 use super::Plan;
-use crate::library::index::{self, IndexCache, IndexError, VersionCache};
+use crate::library::index::{self, FileVersion, IndexCache, IndexError, VersionCache};
 use crate::transcode::{AudioCodec, Codecs, Probe, VideoCodec, scan};
 
-/// How long a container without an index (MPEG-TS, FLV) may be scanned for keyframes when its
-/// stream opens, on top of the probe. A scan reads 0.75 to 1.2 GB/s here from the page cache
+/// How long a stream's opening waits for a keyframe scan of a container without an index
+/// (MPEG-TS, FLV), on top of the probe. A scan reads 0.75 to 1.2 GB/s here from the page cache
 /// (8 Mb/s 1080p MPEG-TS: 30 minutes in 1.6 s, 2 hours in 10 to 13 s), so this covers about
-/// 50 minutes of such a file; a longer one is transcoded rather than kept waiting for.
+/// 50 minutes of such a file; a longer one is transcoded rather than kept waiting for, while its
+/// scan goes on in the background, so that the file plays direct from its next opening on.
 pub const SCAN_BUDGET: Duration = Duration::from_secs(3);
+/// How long a scan may go on in the background: a 2-hour recording read from a slow disk.
+const SCAN_LIMIT: Duration = Duration::from_secs(120);
+/// Scans going on at once, at most: each reads a whole file as fast as the disk allows.
+const MAX_SCANS: usize = 2;
 
 /// What is known of the served files' keyframes, per file version, bounded, kept across a
 /// stream's closing and reopening: container indexes, and scans of containers without one.
 pub struct Keyframes {
     indexes: IndexCache,
-    scans: VersionCache<scan::Scan, scan::ScanError>,
+    scans: Arc<VersionCache<scan::Scan, scan::ScanError>>,
+    /// File versions being scanned now.
+    scanning: Arc<Mutex<HashSet<FileVersion>>>,
+    /// How long an opening waits for a scan ([`SCAN_BUDGET`]; shorter in tests).
+    wait: Duration,
 }
 
 impl Default for Keyframes {
     fn default() -> Self {
-        Keyframes {
-            indexes: IndexCache::default(),
-            scans: VersionCache::new(index::DEFAULT_CACHE_KEYFRAMES),
-        }
+        Keyframes::waiting(SCAN_BUDGET)
     }
 }
 
 impl Keyframes {
-    /// The scan of the file at `path` as it is now. A scan that ran out of time is not kept: it
-    /// may fit another time, when the machine is less busy.
+    fn waiting(wait: Duration) -> Keyframes {
+        Keyframes {
+            indexes: IndexCache::default(),
+            scans: Arc::new(VersionCache::new(index::DEFAULT_CACHE_KEYFRAMES)),
+            scanning: Arc::default(),
+            wait,
+        }
+    }
+
+    /// The scan of the file at `path` as it is now: kept from before, or made now on a thread
+    /// of its own, waited for at most `wait`. A scan that takes longer goes on alone and keeps
+    /// its result for the next opening; meanwhile this one gets [`scan::ScanError::Unfinished`].
     fn scan(&self, path: &Path) -> index::Outcome<scan::Scan, scan::ScanError> {
-        let make = |path: &Path| scan::keyframes(path, SCAN_BUDGET);
-        let keep = |err: &scan::ScanError| !matches!(err, scan::ScanError::Timeout(_));
-        self.scans.get_with(path, make, keep)
+        let version = FileVersion::of(path).map_err(|e| Arc::new(e.into()))?;
+        if let Some(kept) = self.scans.lookup(&version) {
+            return kept;
+        }
+        let busy = || Arc::new(scan::ScanError::Unfinished(self.wait));
+        {
+            let mut scanning = self.scanning.lock();
+            if scanning.contains(&version) || scanning.len() >= MAX_SCANS {
+                return Err(busy());
+            }
+            scanning.insert(version.clone());
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (scans, scanning, path) = (self.scans.clone(), self.scanning.clone(), path.to_owned());
+        let scanned = version.clone();
+        let spawned = std::thread::Builder::new()
+            .name("hlss-scan".into())
+            .spawn(move || {
+                let outcome = scan::keyframes(&path, SCAN_LIMIT)
+                    .map(Arc::new)
+                    .map_err(Arc::new);
+                scans.insert(scanned.clone(), outcome.clone());
+                scanning.lock().remove(&scanned);
+                let _ = tx.send(outcome);
+            });
+        if let Err(err) = spawned {
+            self.scanning.lock().remove(&version);
+            return Err(Arc::new(scan::ScanError::Failed(format!(
+                "cannot start a thread: {err}"
+            ))));
+        }
+        rx.recv_timeout(self.wait).unwrap_or_else(|_| Err(busy()))
     }
 }
 
@@ -197,7 +246,7 @@ fn direct_plan(
 }
 
 /// The video's keyframes and end, in media time: from the container's index, or for a container
-/// without one from a demux-only scan of at most [`SCAN_BUDGET`].
+/// without one from a demux-only scan waited for at most [`SCAN_BUDGET`].
 fn keyframes(path: &Path, known: &Keyframes) -> Result<(Vec<Duration>, Duration), Reason> {
     let no_index = |err: &dyn std::fmt::Display| Reason::NoIndex(err.to_string());
     let index = match known.indexes.get(path) {
@@ -396,5 +445,28 @@ mod tests {
         bytes.extend_from_slice(&[0xff; 188]);
         std::fs::write(&path, bytes).unwrap();
         assert!(!std::sync::Arc::ptr_eq(&first, &known.scan(&path).unwrap()));
+    }
+
+    #[test]
+    fn a_scan_longer_than_the_wait_goes_on_and_serves_the_next_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.ts");
+        make_ts(&path);
+        let known = Keyframes::waiting(Duration::ZERO);
+        let err = known.scan(&path).unwrap_err();
+        assert!(matches!(*err, scan::ScanError::Unfinished(_)), "{err}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let scanned = loop {
+            match known.scan(&path) {
+                Ok(scanned) => break scanned,
+                Err(err) => assert!(matches!(*err, scan::ScanError::Unfinished(_)), "{err}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the scan never finished"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(scanned.keyframes.len(), 4, "{:?}", scanned.keyframes);
     }
 }

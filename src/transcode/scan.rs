@@ -43,6 +43,8 @@ pub enum ScanError {
     MissingElement(&'static str),
     #[error("scan took over {} s", .0.as_secs_f64())]
     Timeout(Duration),
+    #[error("scan not finished within {} s (it goes on in the background)", .0.as_secs_f64())]
+    Unfinished(Duration),
     #[error("the {0} container is not scanned")]
     Container(String),
     #[error("the file has no H.264 video stream")]

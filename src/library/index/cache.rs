@@ -98,14 +98,8 @@ impl<T: Weigh, E> VersionCache<T, E> {
         E: From<std::io::Error>,
     {
         let version = FileVersion::of(path).map_err(|e| Arc::new(E::from(e)))?;
-        {
-            let mut st = self.state.lock();
-            st.clock += 1;
-            let now = st.clock;
-            if let Some((cached, used)) = st.entries.get_mut(&version) {
-                *used = now;
-                return cached.clone();
-            }
+        if let Some(cached) = self.lookup(&version) {
+            return cached;
         }
         let outcome: Outcome<T, E> = make(path).map(Arc::new).map_err(Arc::new);
         if outcome.as_ref().err().is_none_or(|e| keep(e)) {
@@ -114,7 +108,19 @@ impl<T: Weigh, E> VersionCache<T, E> {
         outcome
     }
 
-    fn insert(&self, version: FileVersion, outcome: Outcome<T, E>) {
+    /// The outcome held for `version`, if any (and it counts as used).
+    pub fn lookup(&self, version: &FileVersion) -> Option<Outcome<T, E>> {
+        let mut st = self.state.lock();
+        st.clock += 1;
+        let now = st.clock;
+        let (cached, used) = st.entries.get_mut(version)?;
+        *used = now;
+        Some(cached.clone())
+    }
+
+    /// Holds `outcome` for `version`, dropping other versions of its path and, past the capacity,
+    /// the least recently used entries.
+    pub fn insert(&self, version: FileVersion, outcome: Outcome<T, E>) {
         let mut st = self.state.lock();
         st.clock += 1;
         let now = st.clock;
