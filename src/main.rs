@@ -52,6 +52,9 @@ fn main() -> ExitCode {
 
 fn run(config: Config) -> Result<(), String> {
     gst::init().map_err(|err| format!("cannot initialise GStreamer: {err}"))?;
+    // Before listening: the first viewer after a start should not wait for plugins to load.
+    let warmed = hlss::transcode::warm_up();
+    tracing::debug!("GStreamer plugins loaded in {warmed:.0?}");
     let library = Library::open(config.path.as_deref()).map_err(|err| err.to_string())?;
     // Bound here rather than by warp, which panics when the port is taken.
     let listener = std::net::TcpListener::bind(config.listen)

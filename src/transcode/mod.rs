@@ -13,6 +13,7 @@ mod probe;
 mod registry;
 pub mod scan;
 mod timeline;
+mod warm;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,6 +28,7 @@ use crate::segmenter::{Segment, Segmenter};
 use probe::DEMO_DURATION;
 pub use probe::{AudioCodec, Codecs, PROBE_TIMEOUT, Probe, VideoCodec, probe};
 pub use registry::{RegistryEnv, registry_env};
+pub use warm::warm_up;
 
 /// The PTS mpegtsmux gives running time 0 (it starts its clock at one hour).
 const MUX_CLOCK_BASE: u64 = 3600 * crate::segmenter::PTS_HZ;
