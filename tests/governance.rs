@@ -335,6 +335,7 @@ print("families", " ".join(sorted(families)))
         "hlss_viewers",
         "hlss_transcodes_running",
         "hlss_bytes_held",
+        "hlss_openings_given_up",
         "hlss_stream_segments_made",
         "hlss_stream_segments_served",
         "hlss_stream_realtime_factor",

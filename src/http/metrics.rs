@@ -124,6 +124,13 @@ pub fn render(registry: &Registry, stats: &HttpStats) -> String {
     );
     single(
         &mut out,
+        "hlss_openings_given_up_total",
+        "counter",
+        "Stream openings given up after 15 s (GStreamer hung; a thread is left behind for each).",
+        crate::stream::openings_given_up(),
+    );
+    single(
+        &mut out,
         "hlss_bytes_held",
         "gauge",
         "Bytes of segments all streams hold in memory.",

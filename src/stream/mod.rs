@@ -210,6 +210,14 @@ pub struct Stream {
     shared: Arc<Shared>,
 }
 
+/// Openings given up by the watchdog since the process started (each left a thread behind).
+static OPENINGS_GIVEN_UP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How many streams' openings were given up after [`OPEN_WATCHDOG`] since the process started.
+pub fn openings_given_up() -> u64 {
+    OPENINGS_GIVEN_UP.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Why [`bounded`] has no result.
 #[derive(Debug, thiserror::Error)]
 enum Unbounded {
@@ -312,6 +320,9 @@ impl Stream {
     pub(crate) fn prepare(&self) {
         let shared = self.shared.clone();
         let opened = bounded(OPEN_WATCHDOG, move || open(&shared)).unwrap_or_else(|err| {
+            if matches!(err, Unbounded::TimedOut(_)) {
+                OPENINGS_GIVEN_UP.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             tracing::error!(stream = %self.shared.name, "opening the stream: {err}");
             Err(TranscodeError::Failed(
                 "opening the file took too long; try again".into(),
