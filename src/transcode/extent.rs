@@ -130,7 +130,29 @@ fn fakesink(pipeline: &gst::Pipeline) -> Result<(gst::Element, gst::Pad), Measur
     Ok((sink, pad))
 }
 
-/// Plays `pipeline` to its first samples or until `done`, whichever the caller waits for.
+/// Links every pad `element` (in `pipeline`) adds with `link`, which records into `marks`; a
+/// panic in it is caught (and the stream left unlinked), as in every GStreamer callback here.
+fn link_pads<M: Send + Sync + 'static>(
+    pipeline: &gst::Pipeline,
+    element: &gst::Element,
+    marks: &Arc<M>,
+    what: &'static str,
+    link: fn(&gst::Pipeline, &gst::Pad, Arc<M>) -> Result<(), MeasureError>,
+) {
+    let marks = marks.clone();
+    let weak = pipeline.downgrade();
+    element.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let linked = guard(what, || link(&pipeline, pad, marks.clone()));
+        if !matches!(linked, Some(Ok(()))) {
+            tracing::debug!("probe, {what}: a stream could not be linked");
+        }
+    });
+}
+
+/// Sets `pipeline` playing; if it cannot start, the error the bus has says why.
 fn play(pipeline: &gst::Pipeline, bus: &gst::Bus) -> Result<(), MeasureError> {
     pipeline
         .set_state(gst::State::Playing)
@@ -243,20 +265,13 @@ fn find_start(
         .add(&decode)
         .map_err(|e| MeasureError::Build(e.to_string()))?;
     let first = Arc::new(First::default());
-    let on_pad = first.clone();
-    let weak = pipeline.downgrade();
-    decode.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else {
-            return;
-        };
-        let first = on_pad.clone();
-        let linked = guard("the probe's pad-added", || {
-            link_start_sink(&pipeline, pad, first)
-        });
-        if !matches!(linked, Some(Ok(()))) {
-            tracing::debug!("probe: a decoded stream could not be linked");
-        }
-    });
+    link_pads(
+        &pipeline,
+        &decode,
+        &first,
+        "the start search",
+        link_start_sink,
+    );
     let on_no_more_pads = first.clone();
     decode.connect_no_more_pads(move |_| on_no_more_pads.started.lock().all_pads = true);
 
@@ -351,20 +366,7 @@ fn find_end(
     pipeline.add_many([&src, &parse]).map_err(|e| build(&e))?;
     src.link(&parse).map_err(|e| build(&e))?;
     let last = Arc::new(Last::default());
-    let on_pad = last.clone();
-    let weak = pipeline.downgrade();
-    parse.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else {
-            return;
-        };
-        let last = on_pad.clone();
-        let linked = guard("the end search's pad-added", || {
-            link_end_sink(&pipeline, pad, last)
-        });
-        if !matches!(linked, Some(Ok(()))) {
-            tracing::debug!("probe: a parsed stream could not be linked");
-        }
-    });
+    link_pads(&pipeline, &parse, &last, "the end search", link_end_sink);
 
     let result =
         bus_of(&pipeline).and_then(|bus| search_end(&pipeline, &bus, &last, streams, deadline));
