@@ -6,4 +6,5 @@ pub mod http;
 pub mod library;
 pub mod segmenter;
 pub mod stream;
+pub mod subtitles;
 pub mod transcode;
