@@ -230,7 +230,7 @@ fn bad_files_get_clear_errors_while_a_good_one_plays() {
 /// Reads `name`'s segments in order like a player; returns how many were served before the
 /// stream ended, checking that every answer is prompt and the served ones are sound.
 fn play_until_it_ends(server: &Server, name: &str, mid_way: impl FnOnce()) -> usize {
-    let path = format!("/hls/{name}/index.m3u8");
+    let path = format!("/hls/{name}/video.m3u8");
     let reply = timed_get(server, &path, ANSWER_WITHIN);
     assert_eq!(reply.status, 200, "GET {path}: {:?}", reply.text());
     let playlist = hls::parse(&reply.text()).unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hlss::config::{EncoderSettings, Preset};
 use hlss::library::Source;
 use hlss::segmenter::{CUT_SLACK, PTS_HZ, Segment};
-use hlss::transcode::{DirectAudio, Output, Transcode, TranscodeError, scan};
+use hlss::transcode::{DirectAudio, Output, Pick, Transcode, TranscodeError, scan};
 use parking_lot::Mutex;
 use support::media::{cached_tree, run_recipes};
 use support::{tools, ts};
@@ -154,7 +154,15 @@ fn direct(path: &Path, audio: DirectAudio, at: f64, origin: f64) -> Vec<Segment>
 fn direct_timed(path: &Path, audio: DirectAudio, at: f64, origin: f64) -> (Vec<Segment>, Duration) {
     collect(path, RUN_TIMEOUT, |output| {
         let (at, origin) = (Duration::from_secs_f64(at), Duration::from_secs_f64(origin));
-        Transcode::start_direct(&source(path), &settings(), audio, at, origin, output)
+        Transcode::start_direct(
+            &source(path),
+            &settings(),
+            &Pick::default(),
+            audio,
+            at,
+            origin,
+            output,
+        )
     })
 }
 
@@ -724,7 +732,14 @@ fn transcode(path: &Path) -> (Vec<Segment>, Duration) {
     settings.video_kbps = 3000;
     collect(path, Duration::from_secs(3600), |output| {
         let zero = Duration::ZERO;
-        Transcode::start(&source(path), &settings, zero, Some(zero), output)
+        Transcode::start(
+            &source(path),
+            &settings,
+            &Pick::default(),
+            zero,
+            Some(zero),
+            output,
+        )
     })
 }
 

@@ -117,7 +117,9 @@ fn every_response_follows_the_conventions() {
     assert!(etag.starts_with('"'), "segment ETag {etag:?}");
 
     // The ETag does not depend on the query (a viewer session in the playlist's URIs).
-    let session_uri = String::from_utf8_lossy(&playlist.body)
+    let media = get(&server.url(&format!("/hls/{file}/video.m3u8")), &[]);
+    assert_eq!(media.header("cache-control"), "public, max-age=86400");
+    let session_uri = String::from_utf8_lossy(&media.body)
         .lines()
         .find(|l| l.starts_with("1.ts"))
         .map(str::to_owned)

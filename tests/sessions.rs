@@ -98,7 +98,8 @@ impl<'s> Viewer<'s> {
             failures: Vec::new(),
             stopped: Some("no playlist"),
         };
-        let url = server.url(&format!("/hls/{rel}/index.m3u8"));
+        // The media playlist itself: these viewers are about segments, not the master.
+        let url = server.url(&format!("/hls/{rel}/video.m3u8"));
         let started = Instant::now();
         let reply = http::try_get_within(&url, GIVE_UP_AFTER);
         let took = started.elapsed();
@@ -116,7 +117,7 @@ impl<'s> Viewer<'s> {
         match playlist {
             Ok(_) if took > ANSWER_WITHIN => viewer.fail("playlist", "200 but too late", took),
             Ok(playlist) => {
-                let base = url.strip_suffix("index.m3u8").expect("a playlist URL");
+                let base = url.strip_suffix("video.m3u8").expect("a playlist URL");
                 viewer.urls = playlist
                     .segments
                     .iter()

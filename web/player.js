@@ -9,6 +9,44 @@
   var durationText = document.getElementById('duration');
   // What happened, for people debugging in the console and for automated tests.
   var state = (window.hlssPlayer = { engine: null, fatal: null, warnings: [] });
+  var audioMenu = document.getElementById('audio-track');
+  var subtitleMenu = document.getElementById('subtitle-track');
+
+  // The viewer's language choices, kept in this browser for every file: a track in the
+  // language chosen last is picked again (by its LANGUAGE, else its NAME).
+  function remembered(kind) {
+    try { return JSON.parse(localStorage.getItem('hlss.' + kind) || 'null'); } catch (e) { return null; }
+  }
+  function remember(kind, track) {
+    try {
+      localStorage.setItem('hlss.' + kind, JSON.stringify(track ? { lang: track.lang || '', name: track.name || '' } : { off: true }));
+    } catch (e) { /* storage refused: the choice holds for this page only */ }
+  }
+  function preferred(kind, tracks) {
+    var want = remembered(kind);
+    if (!want) return null;
+    if (want.off) return -1;
+    for (var i = 0; i < tracks.length; i++) {
+      if (want.lang && tracks[i].lang === want.lang) return i;
+    }
+    for (var j = 0; j < tracks.length; j++) {
+      if (want.name && tracks[j].name === want.name) return j;
+    }
+    return null;
+  }
+
+  // Fills a menu with `tracks` ({name, lang}); `off` adds an "Off" entry (value -1).
+  function fillMenu(menu, tracks, selected, off) {
+    menu.textContent = '';
+    if (off) menu.appendChild(new Option('Off', '-1'));
+    tracks.forEach(function (track, i) {
+      var label = track.name || track.lang || 'Track ' + (i + 1);
+      if (track.lang && label.indexOf(track.lang) < 0) label += ' (' + track.lang + ')';
+      menu.appendChild(new Option(label, String(i)));
+    });
+    menu.value = String(selected);
+    menu.parentNode.hidden = tracks.length < (off ? 1 : 2);
+  }
 
   function show(message, isError) {
     status.textContent = message;
@@ -108,13 +146,97 @@
       hls.destroy();
     });
     hls.on(Hls.Events.MANIFEST_PARSED, start);
+    var audioList = function () {
+      return hls.audioTracks.map(function (t) { return { name: t.name, lang: t.lang }; });
+    };
+    var subtitleList = function () {
+      return hls.subtitleTracks.map(function (t) { return { name: t.name, lang: t.lang }; });
+    };
+    hls.on(Hls.Events.AUDIO_TRACKS_UPDATED, function () {
+      var tracks = audioList();
+      var pick = preferred('audio', tracks);
+      if (pick !== null && pick >= 0 && pick !== hls.audioTrack) hls.audioTrack = pick;
+      fillMenu(audioMenu, tracks, hls.audioTrack, false);
+      state.audioTracks = tracks;
+    });
+    hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, function (_name, event) {
+      audioMenu.value = String(event.id);
+      state.audioTrack = event.id;
+    });
+    hls.on(Hls.Events.SUBTITLE_TRACKS_UPDATED, function () {
+      var tracks = subtitleList();
+      var pick = preferred('subtitles', tracks);
+      hls.subtitleDisplay = true;
+      if (pick !== null) hls.subtitleTrack = pick;
+      fillMenu(subtitleMenu, tracks, hls.subtitleTrack, true);
+      state.subtitleTracks = tracks;
+    });
+    hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, function (_name, event) {
+      subtitleMenu.value = String(event.id);
+      state.subtitleTrack = event.id;
+    });
+    audioMenu.addEventListener('change', function () {
+      var i = Number(audioMenu.value);
+      hls.audioTrack = i;
+      remember('audio', audioList()[i]);
+    });
+    subtitleMenu.addEventListener('change', function () {
+      var i = Number(subtitleMenu.value);
+      hls.subtitleDisplay = true;
+      hls.subtitleTrack = i;
+      remember('subtitles', i >= 0 ? subtitleList()[i] : null);
+    });
     hls.loadSource(data.playlist);
     hls.attachMedia(video);
   }
 
+  // Safari plays the renditions itself and lists them as the video's audio and text tracks.
+  function nativeMenus() {
+    var audio = video.audioTracks;
+    if (audio && audio.length) {
+      var list = [];
+      var selected = 0;
+      for (var i = 0; i < audio.length; i++) {
+        list.push({ name: audio[i].label, lang: audio[i].language });
+        if (audio[i].enabled) selected = i;
+      }
+      var pick = preferred('audio', list);
+      if (pick !== null && pick >= 0) selected = pick;
+      for (var a = 0; a < audio.length; a++) audio[a].enabled = a === selected;
+      fillMenu(audioMenu, list, selected, false);
+      audioMenu.addEventListener('change', function () {
+        var n = Number(audioMenu.value);
+        for (var j = 0; j < audio.length; j++) audio[j].enabled = j === n;
+        remember('audio', list[n]);
+      });
+    }
+    var text = [];
+    for (var t = 0; t < video.textTracks.length; t++) {
+      var track = video.textTracks[t];
+      if (track.kind === 'subtitles' || track.kind === 'captions') text.push(track);
+    }
+    if (!text.length) return;
+    var names = text.map(function (tr) { return { name: tr.label, lang: tr.language }; });
+    var shown = preferred('subtitles', names);
+    if (shown === null) shown = -1;
+    var showOnly = function (n) {
+      text.forEach(function (tr, k) { tr.mode = k === n ? 'showing' : 'disabled'; });
+    };
+    showOnly(shown);
+    fillMenu(subtitleMenu, names, shown, true);
+    subtitleMenu.addEventListener('change', function () {
+      var n = Number(subtitleMenu.value);
+      showOnly(n);
+      remember('subtitles', n >= 0 ? names[n] : null);
+    });
+  }
+
   function playNatively() {
     video.src = data.playlist;
-    video.addEventListener('loadedmetadata', start, { once: true });
+    video.addEventListener('loadedmetadata', function () {
+      nativeMenus();
+      start();
+    }, { once: true });
   }
 
   var native = video.canPlayType('application/vnd.apple.mpegurl') !== '';

@@ -49,7 +49,7 @@ fn tree() -> Tree {
 fn reach(tree: &Tree, raw: &str) -> Option<PathBuf> {
     let Tree { root, library, .. } = tree;
     match route(raw)? {
-        Route::Playlist(rel) | Route::Segment(rel, _) => match library.source(&rel).ok()? {
+        Route::Hls(rel, _) => match library.source(&rel).ok()? {
             Source::File(path) => Some(path),
             Source::Demo => None,
         },

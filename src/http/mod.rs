@@ -4,8 +4,10 @@ mod assets;
 mod caching;
 mod cors;
 mod error;
+mod hls;
 #[cfg(test)]
 mod hostile_paths;
+mod master;
 mod metrics;
 mod pages;
 mod player;
@@ -40,7 +42,7 @@ pub struct App {
 }
 
 /// What a handler needs to know about a request besides its path.
-struct Request<'a> {
+pub(crate) struct Request<'a> {
     method: &'a Method,
     path: &'a str,
     /// The viewer session named by the URL's `s` query parameter.
@@ -144,29 +146,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
         Route::Folder(rel) => folder(app, &rel, path),
         Route::Watch(rel) => web::watch(app, &rel),
         Route::Asset(name) => web::asset(&name),
-        Route::Playlist(rel) => {
-            let started = Instant::now();
-            let opened = open(app, &rel)?;
-            let session = opened
-                .stream
-                .open_playlist(request.session, request.client)
-                .await?;
-            let text = playlist::render(&opened.stream.snapshot(), Some(session));
-            if opened.created {
-                app.stats.first_playlist(started.elapsed());
-            }
-            Ok(reply("application/vnd.apple.mpegurl", "no-cache", text))
-        }
-        Route::Segment(rel, sequence) => {
-            let stream = open(app, &rel)?.stream;
-            let body = stream.segment(sequence, request.session).await?;
-            let etag = caching::etag_from(body.digest, body.bytes.len());
-            let mut response = reply("video/mp2t", caching::SEGMENT, body.bytes);
-            if let Ok(value) = header::HeaderValue::try_from(etag) {
-                response.headers_mut().insert(header::ETAG, value);
-            }
-            Ok(response)
-        }
+        Route::Hls(rel, leaf) => hls::answer(app, request, &rel, leaf).await,
     }
 }
 

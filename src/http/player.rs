@@ -71,6 +71,8 @@ pub fn page(title: &str, rel: &RelPath, hlsjs_src: &str) -> String {
          <video id=\"video\" controls playsinline preload=\"auto\" tabindex=\"0\" \
          aria-label=\"{name}\"></video>\n\
          <p id=\"status\" role=\"status\" aria-live=\"polite\">Loading&#8230;</p>\n\
+         <p class=\"tracks\"><label hidden>Audio <select id=\"audio-track\"></select></label> \
+         <label hidden>Subtitles <select id=\"subtitle-track\"></select></label></p>\n\
          <dl><dt>Duration</dt><dd id=\"duration\">unknown until the playlist loads</dd>\
          <dt>Playlist</dt><dd><a href=\"{playlist}\" id=\"playlist\">index.m3u8</a> \
          (for VLC, mpv, ffplay or Safari)</dd></dl>\n\

@@ -17,6 +17,15 @@ const VERSION: usize = 3;
 /// viewer's `session`, so the server knows where each viewer is; the bytes behind them are the
 /// same for everyone.
 pub fn render(snapshot: &Snapshot, session: Option<SessionId>) -> String {
+    render_named(snapshot, session, |k| format!("{k}.ts"))
+}
+
+/// [`render`] with segment `k` named `name(k)` (relative to the playlist).
+pub fn render_named(
+    snapshot: &Snapshot,
+    session: Option<SessionId>,
+    name: impl Fn(u64) -> String,
+) -> String {
     let query = session.map(|s| format!("?s={s}")).unwrap_or_default();
     // m3u8-rs keeps the precision in a process-wide setting; every writer here wants the same.
     WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
@@ -35,7 +44,7 @@ pub fn render(snapshot: &Snapshot, session: Option<SessionId>) -> String {
             .segments
             .iter()
             .map(|(sequence, duration)| MediaSegment {
-                uri: format!("{sequence}.ts{query}"),
+                uri: format!("{}{query}", name(*sequence)),
                 duration: duration.as_secs_f32(),
                 ..MediaSegment::default()
             })

@@ -31,9 +31,89 @@ pub fn folder(rel: &RelPath) -> String {
     }
 }
 
-/// The media playlist of a file.
+/// The master playlist of a file: what players are given. Its media playlists and segments
+/// lie beside it (see [`Leaf`]), so their URIs in playlists are relative.
 pub fn playlist(rel: &RelPath) -> String {
     format!("/hls/{}/index.m3u8", encoded(rel))
+}
+
+/// Which media of a file a playlist or segment URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// The video with the default audio track.
+    Main,
+    /// Alternate audio rendition `n`.
+    Audio(usize),
+}
+
+/// The last component of a `/hls/<file>/…` URL: one flat name per thing, so a file's own path
+/// (which may hold any name) never mixes with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leaf {
+    /// `index.m3u8`
+    Master,
+    /// `video.m3u8`, `audio<n>.m3u8`
+    Playlist(Media),
+    /// `<k>.ts`, `audio<n>-<k>.ts`
+    Segment(Media, u64),
+    /// `subs<n>.m3u8`
+    Subtitles(usize),
+    /// `subs<n>-<k>.vtt`
+    Cues(usize, u64),
+}
+
+impl Leaf {
+    /// The name, relative to the master playlist.
+    pub fn name(self) -> String {
+        match self {
+            Leaf::Master => "index.m3u8".into(),
+            Leaf::Playlist(Media::Main) => "video.m3u8".into(),
+            Leaf::Playlist(Media::Audio(n)) => format!("audio{n}.m3u8"),
+            Leaf::Segment(Media::Main, k) => format!("{k}.ts"),
+            Leaf::Segment(Media::Audio(n), k) => format!("audio{n}-{k}.ts"),
+            Leaf::Subtitles(n) => format!("subs{n}.m3u8"),
+            Leaf::Cues(n, k) => format!("subs{n}-{k}.vtt"),
+        }
+    }
+
+    fn parse(leaf: &str) -> Option<Leaf> {
+        match leaf {
+            "index.m3u8" => return Some(Leaf::Master),
+            "video.m3u8" => return Some(Leaf::Playlist(Media::Main)),
+            _ => {}
+        }
+        if let Some(k) = leaf.strip_suffix(".ts").and_then(number) {
+            return Some(Leaf::Segment(Media::Main, k));
+        }
+        if let Some(rest) = leaf.strip_prefix("audio") {
+            if let Some(n) = rest.strip_suffix(".m3u8").and_then(index) {
+                return Some(Leaf::Playlist(Media::Audio(n)));
+            }
+            let (n, k) = rest.strip_suffix(".ts")?.split_once('-')?;
+            return Some(Leaf::Segment(Media::Audio(index(n)?), number(k)?));
+        }
+        let rest = leaf.strip_prefix("subs")?;
+        if let Some(n) = rest.strip_suffix(".m3u8").and_then(index) {
+            return Some(Leaf::Subtitles(n));
+        }
+        let (n, k) = rest.strip_suffix(".vtt")?.split_once('-')?;
+        Some(Leaf::Cues(index(n)?, number(k)?))
+    }
+}
+
+/// A decimal number of at most 19 digits, nothing else.
+fn number(digits: &str) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// A track index: a small number.
+fn index(digits: &str) -> Option<usize> {
+    number(digits)
+        .filter(|n| *n < 1000)
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 /// The player page of a file.
@@ -49,8 +129,8 @@ pub enum Route {
     /// A file built into the server, by name (`/assets/<name>`).
     Asset(String),
     Folder(RelPath),
-    Playlist(RelPath),
-    Segment(RelPath, u64),
+    /// Something under `/hls/<file>/`.
+    Hls(RelPath, Leaf),
     Health,
     Metrics,
     Status,
@@ -60,10 +140,7 @@ impl Route {
     /// Whether pages on other origins may read the response (CORS): media and the player's
     /// scripts, not listings or status pages.
     pub fn cross_origin(&self) -> bool {
-        matches!(
-            self,
-            Route::Playlist(_) | Route::Segment(..) | Route::Asset(_)
-        )
+        matches!(self, Route::Hls(..) | Route::Asset(_))
     }
 }
 
@@ -101,14 +178,7 @@ pub fn route(raw: &str) -> Option<Route> {
     let rest = path.strip_prefix("/hls/")?;
     let (file, leaf) = rest.rsplit_once('/')?;
     let rel = RelPath::parse(file).filter(|r| !r.is_root())?;
-    if leaf == "index.m3u8" {
-        return Some(Route::Playlist(rel));
-    }
-    let digits = leaf.strip_suffix(".ts")?;
-    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(Route::Segment(rel, digits.parse().ok()?))
+    Some(Route::Hls(rel, Leaf::parse(leaf)?))
 }
 
 #[cfg(test)]
@@ -134,7 +204,7 @@ mod tests {
                 !href.contains(['"', '<', '>', '&', ' ', '#', '?']),
                 "{href}"
             );
-            assert_eq!(route(&href), Some(Route::Playlist(r.clone())));
+            assert_eq!(route(&href), Some(Route::Hls(r.clone(), Leaf::Master)));
             assert_eq!(route(&watch(&r)), Some(Route::Watch(r.clone())));
             assert_eq!(route(&folder(&r)), Some(Route::Folder(r)));
         }
@@ -144,8 +214,24 @@ mod tests {
     fn routes_segments_and_refuses_junk() {
         assert_eq!(
             route("/hls/x.mp4/12.ts"),
-            Some(Route::Segment(rel("x.mp4"), 12))
+            Some(Route::Hls(rel("x.mp4"), Leaf::Segment(Media::Main, 12)))
         );
+        for leaf in [
+            Leaf::Master,
+            Leaf::Playlist(Media::Main),
+            Leaf::Playlist(Media::Audio(2)),
+            Leaf::Segment(Media::Main, 0),
+            Leaf::Segment(Media::Audio(1), 77),
+            Leaf::Subtitles(0),
+            Leaf::Cues(3, 12),
+        ] {
+            let url = format!("/hls/a/audio/1/{}", leaf.name());
+            assert_eq!(
+                route(&url),
+                Some(Route::Hls(rel("a/audio/1"), leaf)),
+                "{url}"
+            );
+        }
         assert_eq!(route("/"), Some(Route::Folder(RelPath::default())));
         assert_eq!(route("/browse/"), Some(Route::Folder(RelPath::default())));
         assert_eq!(
@@ -167,6 +253,13 @@ mod tests {
             "/watch/",
             "/watch/%2e%2e/x.mp4",
             "/assets/a/b.js",
+            "/hls/x.mp4/audio.m3u8",
+            "/hls/x.mp4/audio1-.ts",
+            "/hls/x.mp4/audio-1-2.ts",
+            "/hls/x.mp4/audio99999-1.ts",
+            "/hls/x.mp4/subs1-2.ts",
+            "/hls/x.mp4/subs1.vtt",
+            "/hls/x.mp4/video1.m3u8",
         ] {
             assert_eq!(route(bad), None, "{bad}");
         }

@@ -14,7 +14,7 @@ use crate::config::WebSettings;
 use crate::library::RelPath;
 
 use super::caching::{self, Content};
-use super::urls::{self, Route};
+use super::urls::{self, Leaf, Route};
 use super::{App, HttpError, assets, cors, player};
 
 /// Wraps the site's filter: answers CORS preflights itself and passes every other response
@@ -82,9 +82,23 @@ pub fn finish(
 fn revalidate(route: &Route, request: &HeaderMap, response: Response<Bytes>) -> Response<Bytes> {
     let (parts, body) = response.into_parts();
     let policy = match route {
-        Route::Playlist(_) if is_vod_playlist(&body) => caching::VOD_PLAYLIST,
-        Route::Playlist(_) => caching::LIVE_PLAYLIST,
-        Route::Segment(..) => caching::SEGMENT,
+        // A master playlist changes only while an EVENT stream's plan is unknown; its handler
+        // says which (its body has no playlist type to tell).
+        Route::Hls(_, Leaf::Master)
+            if parts
+                .headers
+                .get(header::CACHE_CONTROL)
+                .map(HeaderValue::as_bytes)
+                == Some(caching::VOD_PLAYLIST.as_bytes()) =>
+        {
+            caching::VOD_PLAYLIST
+        }
+        Route::Hls(_, Leaf::Master) => caching::LIVE_PLAYLIST,
+        Route::Hls(_, Leaf::Playlist(_) | Leaf::Subtitles(_)) if is_vod_playlist(&body) => {
+            caching::VOD_PLAYLIST
+        }
+        Route::Hls(_, Leaf::Playlist(_) | Leaf::Subtitles(_)) => caching::LIVE_PLAYLIST,
+        Route::Hls(_, Leaf::Segment(..) | Leaf::Cues(..)) => caching::SEGMENT,
         Route::Asset(_) => caching::ASSET,
         Route::Watch(_) | Route::Folder(_) => caching::PAGE,
         _ => return Response::from_parts(parts, body),
@@ -101,7 +115,10 @@ fn revalidate(route: &Route, request: &HeaderMap, response: Response<Bytes>) -> 
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let mut content = Content::new(content_type, policy, body).with_etag(known_tag);
-    if matches!(route, Route::Segment(..) | Route::Asset(_)) {
+    if matches!(
+        route,
+        Route::Hls(_, Leaf::Segment(..) | Leaf::Cues(..)) | Route::Asset(_)
+    ) {
         content = content.with_ranges();
     }
     let mut fresh = caching::respond(request, content);
@@ -194,7 +211,7 @@ mod tests {
     #[test]
     fn playlists_vod_long_event_briefly() {
         let vod = get(
-            "/hls/a.mp4/index.m3u8",
+            "/hls/a.mp4/video.m3u8",
             ok(
                 "application/vnd.apple.mpegurl",
                 b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:VOD\n",
@@ -204,7 +221,7 @@ mod tests {
         assert_eq!(vod.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
         assert!(vod.headers().contains_key(header::ETAG));
         let event = get(
-            "/hls/a.mp4/index.m3u8",
+            "/hls/a.mp4/video.m3u8",
             ok(
                 "application/vnd.apple.mpegurl",
                 b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-PLAYLIST-TYPE:EVENT\n",
@@ -217,6 +234,24 @@ mod tests {
         assert_eq!(
             event.headers()[header::CONTENT_TYPE],
             "application/vnd.apple.mpegurl"
+        );
+        // A master playlist is cached as its handler says: briefly unless complete.
+        let master = |cache: &'static str| {
+            let mut response = ok(
+                "application/vnd.apple.mpegurl",
+                b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nvideo.m3u8?s=1\n",
+            );
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+            get("/hls/a.mp4/index.m3u8", response)
+        };
+        let vod = master(caching::VOD_PLAYLIST);
+        assert_eq!(vod.headers()[header::CACHE_CONTROL], caching::VOD_PLAYLIST);
+        let growing = master("no-cache");
+        assert_eq!(
+            growing.headers()[header::CACHE_CONTROL],
+            caching::LIVE_PLAYLIST
         );
     }
 

@@ -1,8 +1,10 @@
 //! The media root: what PATH serves, safe path resolution and folder listings (no HTTP, no pipelines).
 
 pub mod index;
+pub mod language;
 mod listing;
 mod path;
+pub mod sidecar;
 
 use std::path::{Path, PathBuf};
 

@@ -89,6 +89,7 @@ mod psi;
 pub mod synth;
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -321,6 +322,8 @@ pub struct Segmenter {
     grid: Option<Grid>,
     /// The PTS audio-only grids start from, if fixed (see [`Segmenter::with_grid_origin`]).
     grid_origin: Option<u64>,
+    /// Audio-only cut points after `grid_origin`, if not an even grid.
+    cut_points: Option<Arc<[u64]>>,
     /// While the first segment of a keyframes-only run lasts: its keyframe's decode time.
     trim: Option<u64>,
     /// PIDs whose current PES is being left out (see [`Segmenter::trims`]).
@@ -351,6 +354,16 @@ impl Segmenter {
         self
     }
 
+    /// Cuts audio-only streams at the first PES at or past each of `points` (ticks after the
+    /// grid origin, which must be set with [`Segmenter::with_grid_origin`]) instead of an even
+    /// grid: an alternate audio rendition cut where its video's keyframes are.
+    pub fn with_cut_points(mut self, mut points: Vec<u64>) -> Self {
+        points.sort_unstable();
+        points.dedup();
+        self.cut_points = Some(points.into());
+        self
+    }
+
     /// Cuts as `cuts` says; for code that runs both kinds (checks, fuzzing).
     pub fn with_cuts(target: std::time::Duration, cuts: Cuts) -> Self {
         let target = ticks(target.min(MAX_TARGET));
@@ -366,6 +379,7 @@ impl Segmenter {
             first_pts: None,
             grid: None,
             grid_origin: None,
+            cut_points: None,
             trim: None,
             skipping: Vec::new(),
             cur: None,
@@ -692,7 +706,7 @@ impl Segmenter {
                 (Some(_), Elapsed::Ticks(e)) => {
                     self.cuts == Cuts::KeyframesOrTime && e >= self.target + self.slack
                 }
-                (None, Elapsed::Ticks(_)) => self.grid.is_none_or(|g| g.due(pts)),
+                (None, Elapsed::Ticks(_)) => self.grid.as_ref().is_none_or(|g| g.due(pts)),
             };
         if cut && ready {
             if oversize {
@@ -736,7 +750,15 @@ impl Segmenter {
                     .grid_origin
                     .filter(|&o| pts.wrapping_sub(o) & PTS_MASK < PTS_WRAP / 2)
                     .unwrap_or(pts);
-                let mut grid = Grid { origin, next: 0 };
+                let points = self
+                    .cut_points
+                    .clone()
+                    .filter(|_| self.grid_origin == Some(origin));
+                let mut grid = Grid {
+                    origin,
+                    next: 0,
+                    points,
+                };
                 grid.advance(pts, self.target);
                 self.grid = Some(grid);
             }
@@ -808,11 +830,14 @@ impl Segmenter {
 /// start, rather than `target` after each segment's start: a cut lands on the first PES at or past
 /// its grid point, so the excess never accumulates and a run started at media time `k * target`
 /// cuts where a run from the start does (within one audio frame).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Grid {
     origin: u64,
     /// Ticks after `origin` of the next grid point.
     next: u64,
+    /// The grid's points, ticks after `origin`, ascending, when they are not `n * target`
+    /// (see [`Segmenter::with_cut_points`]).
+    points: Option<Arc<[u64]>>,
 }
 
 impl Grid {
@@ -828,10 +853,15 @@ impl Grid {
 
     /// Moves the next grid point past `pts`, where a segment just started.
     fn advance(&mut self, pts: u64, target: u64) {
+        let offset = self.offset(pts);
+        if let Some(points) = &self.points {
+            // Past the last point nothing is due any more: the rest is one segment.
+            let next = points.partition_point(|&p| p <= offset);
+            self.next = points.get(next).copied().unwrap_or(u64::MAX);
+            return;
+        }
         let target = target.max(1);
-        self.next = (self.offset(pts) / target)
-            .saturating_add(1)
-            .saturating_mul(target);
+        self.next = (offset / target).saturating_add(1).saturating_mul(target);
     }
 }
 

@@ -299,6 +299,12 @@ mod tests {
             chroma: Some("4:2:0".into()),
             interlaced: false,
             oriented: false,
+            width: 1920,
+            height: 1080,
+            par: (1, 1),
+            quarter_turn: false,
+            frame_rate: Some((30, 1)),
+            avc: Some([100, 0, 40]),
         }
     }
 

@@ -828,16 +828,7 @@ impl<B: Payload> Machine<B> {
             };
         };
         if plan.is_vod() {
-            let count = plan.count().unwrap_or(0);
-            return Snapshot {
-                vod: true,
-                target_duration: plan.target_duration_secs(),
-                first_sequence: 0,
-                segments: (0..count)
-                    .filter_map(|k| Some((k, plan.duration_of(k)?)))
-                    .collect(),
-                ended: true,
-            };
+            return Snapshot::of_plan(plan);
         }
         let first = self.ring.first().unwrap_or(0);
         Snapshot {

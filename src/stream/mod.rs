@@ -35,7 +35,9 @@ pub use viewers::{SessionId, Viewer};
 
 use crate::config::{EncoderSettings, PlaylistMode, StreamLimits as Limits};
 use crate::library::Source;
-use crate::transcode::{self, TranscodeError};
+use crate::library::sidecar::{self, Sidecar};
+use crate::subtitles::{self, Cue};
+use crate::transcode::{self, Probe, SubtitleTrack, TranscodeError};
 use budget::Cost;
 use machine::{Action, Event, Machine, PLAYLIST_WAIT, Reply, RequestId, SEGMENT_WAIT};
 use viewers::Time;
@@ -74,6 +76,22 @@ pub struct Snapshot {
     pub ended: bool,
 }
 
+impl Snapshot {
+    /// A VOD plan's playlist: every segment, complete.
+    pub fn of_plan(plan: &Plan) -> Snapshot {
+        let count = plan.count().unwrap_or(0);
+        Snapshot {
+            vod: true,
+            target_duration: plan.target_duration_secs(),
+            first_sequence: 0,
+            segments: (0..count)
+                .filter_map(|k| Some((k, plan.duration_of(k)?)))
+                .collect(),
+            ended: true,
+        }
+    }
+}
+
 /// Figures about one stream, for status pages and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Status {
@@ -90,6 +108,80 @@ pub struct Status {
     /// How the stream is delivered (`None` until probed).
     pub delivery: Option<Delivery>,
 }
+
+/// Which part of a file a stream makes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// The video with the default audio track (or whichever of them the file has).
+    Main,
+    /// Audio track `n` of [`Opening::tracks`] alone: an alternate audio rendition.
+    Audio(usize),
+}
+
+/// What opening a file found: how its main stream is made, and what its renditions share.
+#[derive(Debug)]
+pub struct Opening {
+    pub plan: Plan,
+    pub delivery: Delivery,
+    /// `None` for a stream that is not probed (EVENT playlists): no renditions then.
+    pub probe: Option<Probe>,
+    /// The file's size, for its average bit rate.
+    pub file_len: Option<u64>,
+    /// Text subtitle tracks that become WebVTT renditions: embedded ones first, in the
+    /// container's order, then sidecar files.
+    pub subtitles: Vec<Subtitles>,
+}
+
+/// Where a subtitle rendition's cues come from.
+#[derive(Debug, Clone)]
+pub enum Subtitles {
+    Embedded(SubtitleTrack),
+    Sidecar(Sidecar),
+}
+
+impl Opening {
+    /// The audio tracks offered as renditions: every one, when there are several and the
+    /// playlist is complete (VOD); none otherwise (the main rendition's own sound is all).
+    pub fn audio_renditions(&self) -> &[transcode::AudioTrack] {
+        match &self.probe {
+            Some(probe) if self.plan.is_vod() && probe.tracks.audio.len() > 1 => {
+                &probe.tracks.audio
+            }
+            _ => &[],
+        }
+    }
+
+    /// Whether alternate audio rendition `n` passes the source's AAC through (else it is
+    /// encoded to stereo AAC).
+    /// The first is the main rendition's own sound: it passes when the main stream is direct
+    /// and passes its audio.
+    pub fn audio_passes(&self, n: usize, settings: &EncoderSettings) -> bool {
+        if n == 0 {
+            return matches!(
+                self.delivery,
+                Delivery::Direct {
+                    audio: DirectAudio::Pass,
+                    ..
+                }
+            );
+        }
+        self.audio_renditions()
+            .get(n)
+            .is_some_and(|t| t.codec.aac_lc && settings.direct_max_segment.is_some())
+    }
+
+    /// Bitmap subtitle tracks, which are not offered (listed on the status page).
+    pub fn bitmap_subtitles(&self) -> Vec<&SubtitleTrack> {
+        self.probe
+            .iter()
+            .flat_map(|p| &p.tracks.subtitles)
+            .filter(|t| !t.is_text())
+            .collect()
+    }
+}
+
+/// Every subtitle rendition's cues, or why they could not be read, by rendition.
+type AllCues = Arc<[Result<Arc<[Cue]>, String>]>;
 
 /// How long a changed file must stay unchanged before its stream is reopened.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -117,8 +209,8 @@ impl FileStamp {
 /// The machine and what carries out its actions, under one lock.
 struct Inner {
     machine: Machine<Body>,
-    /// How runs make segments, once the probe has said.
-    delivery: Option<Delivery>,
+    /// How runs make segments and what they pick, once the probe has said.
+    opening: Option<Arc<Opening>>,
     runs: HashMap<machine::RunId, run::Handle>,
     waiters: HashMap<RequestId, oneshot::Sender<Reply<Body>>>,
     next_request: u64,
@@ -128,6 +220,14 @@ struct Inner {
 struct Shared {
     name: String,
     source: Source,
+    part: Part,
+    /// A rendition's opening, taken from its main stream's (renditions do not probe).
+    given: Option<Arc<Opening>>,
+    /// Every subtitle rendition's cues in the plan's local time (0 at the origin), read once,
+    /// on the first request for any of them: one demux pass reads every embedded track.
+    cues: tokio::sync::OnceCell<AllCues>,
+    /// The opening's outcome, for requests that need it before any playlist.
+    opened: tokio::sync::watch::Sender<Option<Result<Arc<Opening>, TranscodeError>>>,
     /// The file as it was when the stream opened, to notice it being replaced.
     opened_as: Option<FileStamp>,
     settings: EncoderSettings,
@@ -162,14 +262,8 @@ impl Shared {
             match action {
                 Action::Start { run, k, at, origin } => {
                     tracing::debug!(stream = %self.name, run = run.0, segment = k, "starting run");
-                    let direct = match inner.delivery {
-                        Some(Delivery::Direct { audio, .. }) => Some(match audio {
-                            DirectAudio::Encode => transcode::DirectAudio::Encode,
-                            DirectAudio::Pass | DirectAudio::None => transcode::DirectAudio::Pass,
-                        }),
-                        _ => None,
-                    };
-                    match run::start(self, run, at, origin, direct) {
+                    let kind = run_kind(&self.part, inner.opening.as_deref(), &self.settings);
+                    match run::start(self, run, at, origin, kind) {
                         Ok(handle) => {
                             inner.runs.insert(run, handle);
                         }
@@ -244,24 +338,205 @@ fn bounded<T: Send + 'static>(
         .map_err(|_| Unbounded::TimedOut(limit))
 }
 
-/// What opening the stream of `shared`'s source finds: its plan and how it is delivered.
-/// Blocking (GStreamer, file reads).
-fn open(shared: &Shared) -> Result<(Plan, Delivery), TranscodeError> {
+/// What opening the stream of `shared`'s source finds: its plan, how it is delivered, its
+/// tracks. Blocking (GStreamer, file reads).
+fn open(shared: &Shared) -> Result<Opening, TranscodeError> {
     let settings = &shared.settings;
     let target = settings.segment;
     let path = match &shared.source {
         Source::File(path) => Some(path.as_path()),
         Source::Demo => None,
     };
-    match shared.limits.mode {
-        PlaylistMode::Event => Ok((
-            Plan::new(target, Duration::ZERO, None),
-            Delivery::Transcode(Reason::Event),
-        )),
-        PlaylistMode::Vod => transcode::probe(&shared.source).map(|probe| {
-            let max_segment = settings.direct_max_segment;
-            delivery::decide(path, &probe, target, max_segment, &shared.keyframes)
-        }),
+    if shared.limits.mode == PlaylistMode::Event {
+        return Ok(Opening {
+            plan: Plan::new(target, Duration::ZERO, None),
+            delivery: Delivery::Transcode(Reason::Event),
+            probe: None,
+            file_len: None,
+            subtitles: Vec::new(),
+        });
+    }
+    let mut probe = transcode::probe(&shared.source)?;
+    if let Some(path) = path {
+        label_tracks(&mut probe, path);
+    }
+    let max_segment = settings.direct_max_segment;
+    let (plan, delivery) = delivery::decide(path, &probe, target, max_segment, &shared.keyframes);
+    let embedded = probe
+        .tracks
+        .subtitles
+        .iter()
+        .filter(|t| t.is_text())
+        .cloned();
+    let subtitles = embedded
+        .map(Subtitles::Embedded)
+        .chain(
+            path.into_iter()
+                .flat_map(sidecar::find)
+                .map(Subtitles::Sidecar),
+        )
+        .collect();
+    Ok(Opening {
+        plan,
+        delivery,
+        probe: Some(probe),
+        file_len: shared.opened_as.map(|stamp| stamp.len),
+        subtitles,
+    })
+}
+
+/// How runs of `part` are made, once `opening` is known (before it, a plain transcode: the
+/// EVENT stream's one run, which never waits for a probe).
+fn run_kind(part: &Part, opening: Option<&Opening>, settings: &EncoderSettings) -> run::Kind {
+    let tracks = opening
+        .and_then(|o| o.probe.as_ref())
+        .map(|p| &p.tracks.audio[..])
+        .unwrap_or_default();
+    match part {
+        Part::Main => {
+            // Several tracks: the default is chosen by its id, so the main rendition plays the
+            // one the master playlist says it does.
+            let pick = transcode::Pick {
+                audio: (tracks.len() > 1)
+                    .then(|| tracks.first().map(|t| t.stream_id.clone()))
+                    .flatten(),
+                cuts: None,
+                h264_level: opening
+                    .and_then(|o| encoded_video(o, settings))
+                    .map(|v| v.level),
+            };
+            match opening.map(|o| &o.delivery) {
+                Some(Delivery::Direct { audio, .. }) => run::Kind::Direct(
+                    pick,
+                    match audio {
+                        DirectAudio::Encode => transcode::DirectAudio::Encode,
+                        DirectAudio::Pass | DirectAudio::None => transcode::DirectAudio::Pass,
+                    },
+                ),
+                _ => run::Kind::Transcode(pick),
+            }
+        }
+        Part::Audio(n) => {
+            let track = tracks.get(*n);
+            let plan = opening.map(|o| &o.plan);
+            let pick = transcode::Pick {
+                audio: track.map(|t| t.stream_id.clone()),
+                cuts: plan.and_then(Plan::cut_points),
+                h264_level: None,
+            };
+            let pass = opening.is_some_and(|o| o.audio_passes(*n, settings));
+            run::Kind::Audio(pick, pass)
+        }
+    }
+}
+
+/// The video a transcoded main stream makes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EncodedVideo {
+    pub size: (u32, u32),
+    pub fps: Option<f64>,
+    /// `level_idc` (41 for 4.1).
+    pub level: u8,
+}
+
+/// What a transcode of `opening`'s video makes (`None` for audio alone or an unprobed stream).
+pub fn encoded_video(opening: &Opening, settings: &EncoderSettings) -> Option<EncodedVideo> {
+    let video = opening.probe.as_ref()?.codecs.video.as_ref()?;
+    let size = transcode::encoded_size(video, settings.max_height)?;
+    let fps = video.frame_rate.map(|(n, d)| f64::from(n) / f64::from(d));
+    // An unknown rate is taken as 60 so the level allows the worst common case.
+    let level = transcode::h264_level(size, fps.unwrap_or(60.0), settings.video_kbps);
+    Some(EncodedVideo { size, fps, level })
+}
+
+/// Longest the one pass reading a file's embedded subtitles may take (a 2-hour Matroska film
+/// is demuxed in a few seconds).
+const EXTRACT_LIMIT: Duration = Duration::from_secs(60);
+
+/// Reads every subtitle rendition's cues of `opening` (see [`Stream::cues`]). Blocking.
+fn load_cues(source: &Source, opening: &Opening) -> AllCues {
+    let origin = opening.plan.origin();
+    let embedded = opening
+        .subtitles
+        .iter()
+        .any(|s| matches!(s, Subtitles::Embedded(_)));
+    let extracted = match source {
+        Source::File(path) if embedded => transcode::extract_text(path, EXTRACT_LIMIT)
+            .map_err(|err| format!("the file's subtitles could not be read: {err}")),
+        _ => Ok(Vec::new()),
+    };
+    opening
+        .subtitles
+        .iter()
+        .map(|subtitles| match subtitles {
+            Subtitles::Embedded(track) => {
+                let tracks = extracted.as_ref().map_err(Clone::clone)?;
+                let found = tracks
+                    .iter()
+                    .find(|t| t.stream_id == track.stream_id)
+                    .ok_or_else(|| "the subtitle track was not found".to_owned())?;
+                let local = found
+                    .cues
+                    .iter()
+                    .filter(|c| c.end > origin)
+                    .map(|c| Cue {
+                        start: c.start.saturating_sub(origin),
+                        end: c.end.saturating_sub(origin),
+                        text: c.text.clone(),
+                    })
+                    .collect();
+                Ok(local)
+            }
+            Subtitles::Sidecar(sidecar) => {
+                let bytes = std::fs::read(&sidecar.path)
+                    .map_err(|_| "the subtitle file could not be read".to_owned())?;
+                subtitles::parse(&bytes, sidecar.format)
+                    .map(Arc::from)
+                    .map_err(|err| format!("the subtitle file is not readable: {err}"))
+            }
+        })
+        .collect()
+}
+
+/// Completes the probe's tracks from the container's own labels (Matroska: the Discoverer can
+/// finish before a sparse subtitle track's language reaches it) and puts the audio track flagged
+/// default first: the main rendition plays it.
+fn label_tracks(probe: &mut Probe, path: &std::path::Path) {
+    let Ok(labels) = crate::library::index::track_labels(path) else {
+        return;
+    };
+    // matroskademux names its streams `<upstream id>/<track number, 3 digits>:<track UID>`.
+    let label = |stream_id: &str| {
+        let number: u64 = stream_id
+            .rsplit_once('/')?
+            .1
+            .split(':')
+            .next()?
+            .parse()
+            .ok()?;
+        labels.iter().find(|l| l.number == number)
+    };
+    let mut defaults = Vec::new();
+    for track in &mut probe.tracks.audio {
+        let found = label(&track.stream_id);
+        // The container's own labels win: the Discoverer's may be missing or the file's.
+        if let Some(found) = found {
+            track.language = found.language.clone().or(track.language.take());
+            track.title = found.name.clone().or(track.title.take());
+        }
+        defaults.push(found.is_some_and(|l| l.default));
+    }
+    for track in &mut probe.tracks.subtitles {
+        if let Some(found) = label(&track.stream_id) {
+            track.language = found.language.clone().or(track.language.take());
+            track.title = found.name.clone().or(track.title.take());
+            track.forced = found.forced;
+        }
+    }
+    if let Some(first_default) = defaults.iter().position(|d| *d).filter(|i| *i > 0) {
+        let track = probe.tracks.audio.remove(first_default);
+        probe.codecs.audio = Some(track.codec.clone());
+        probe.tracks.audio.insert(0, track);
     }
 }
 
@@ -281,9 +556,14 @@ impl Drop for Waiting<'_> {
 }
 
 impl Stream {
+    /// The main stream of `source`, or (with `given`, its main stream's opening) the rendition
+    /// `part` of it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         name: String,
         source: Source,
+        part: Part,
+        given: Option<Arc<Opening>>,
         settings: EncoderSettings,
         limits: Limits,
         budget: Budget,
@@ -294,13 +574,17 @@ impl Stream {
                 name,
                 opened_as: FileStamp::of(&source),
                 source,
+                part,
+                given,
+                opened: tokio::sync::watch::Sender::new(None),
+                cues: tokio::sync::OnceCell::new(),
                 settings,
                 limits,
                 keyframes,
                 epoch: Instant::now(),
                 inner: Mutex::new(Inner {
                     machine: Machine::new(limits, budget, Time::ZERO),
-                    delivery: None,
+                    opening: None,
                     runs: HashMap::new(),
                     waiters: HashMap::new(),
                     next_request: 0,
@@ -318,6 +602,26 @@ impl Stream {
     /// hung in a probe before (a deadlocked seek), and a stream that never opens would answer
     /// every request with a 30 s wait; given up, it fails, and the next request opens it afresh.
     pub(crate) fn prepare(&self) {
+        let opened = match &self.shared.given {
+            Some(given) => Ok(given.clone()),
+            None => self.open_main(),
+        };
+        let probed = opened.as_ref().map(|opening| {
+            let cost = match (&self.shared.part, &opening.delivery) {
+                // An audio rendition decodes and encodes sound at most: as cheap as a direct run.
+                (Part::Audio(_), _) | (_, Delivery::Direct { .. }) => Cost::Direct,
+                (Part::Main, Delivery::Transcode(_)) => Cost::Transcode,
+            };
+            self.shared.inner.lock().opening = Some(opening.clone());
+            (opening.plan.clone(), cost)
+        });
+        self.shared.opened.send_replace(Some(opened.clone()));
+        self.shared
+            .handle(Event::Probed(probed.map_err(|e| e.clone())));
+    }
+
+    /// Opens a main stream: probe, delivery, plan, subtitle tracks.
+    fn open_main(&self) -> Result<Arc<Opening>, TranscodeError> {
         let shared = self.shared.clone();
         let opened = bounded(OPEN_WATCHDOG, move || open(&shared)).unwrap_or_else(|err| {
             if matches!(err, Unbounded::TimedOut(_)) {
@@ -329,24 +633,63 @@ impl Stream {
             ))
         });
         match &opened {
-            Ok((plan, delivery)) => tracing::info!(
+            Ok(opening) => tracing::info!(
                 stream = %self.shared.name,
-                playlist = if plan.is_vod() { "vod" } else { "event" },
-                segments = plan.count(),
-                delivery = %describe(delivery),
+                playlist = if opening.plan.is_vod() { "vod" } else { "event" },
+                segments = opening.plan.count(),
+                delivery = %describe(&opening.delivery),
+                audio_tracks = opening.probe.as_ref().map_or(0, |p| p.tracks.audio.len()),
+                subtitles = opening.subtitles.len(),
                 "stream opened"
             ),
             Err(err) => tracing::warn!(stream = %self.shared.name, "cannot open stream: {err}"),
         }
-        let probed = opened.map(|(plan, delivery)| {
-            let cost = match delivery {
-                Delivery::Direct { .. } => Cost::Direct,
-                Delivery::Transcode(_) => Cost::Transcode,
-            };
-            self.shared.inner.lock().delivery = Some(delivery);
-            (plan, cost)
-        });
-        self.shared.handle(Event::Probed(probed));
+        opened.map(Arc::new)
+    }
+
+    /// What opening the file found, once it has (waits at most the playlist wait).
+    pub async fn opening(&self) -> Result<Arc<Opening>, StreamError> {
+        let mut opened = self.shared.opened.subscribe();
+        let waited = tokio::time::timeout(PLAYLIST_WAIT, opened.wait_for(Option::is_some)).await;
+        match waited {
+            Ok(Ok(outcome)) => match outcome.as_ref() {
+                Some(Ok(opening)) => Ok(opening.clone()),
+                Some(Err(err)) => Err(StreamError::Transcode(err.clone())),
+                None => Err(StreamError::NotReady),
+            },
+            _ => Err(StreamError::NotReady),
+        }
+    }
+
+    /// The cues of subtitle rendition `n` of `opening` (this main stream's), in the plan's
+    /// local time: media time minus the origin for embedded tracks; a sidecar file's own times
+    /// (0 is where the media starts, as players read them).
+    pub async fn cues(&self, opening: &Arc<Opening>, n: usize) -> Result<Arc<[Cue]>, StreamError> {
+        if n >= opening.subtitles.len() {
+            return Err(StreamError::NoSuchSegment);
+        }
+        let (source, loading) = (self.shared.source.clone(), opening.clone());
+        let all = self
+            .shared
+            .cues
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || load_cues(&source, &loading))
+                    .await
+                    .unwrap_or_else(|_| Arc::from([]))
+            })
+            .await;
+        match all.get(n) {
+            Some(Ok(cues)) => Ok(cues.clone()),
+            Some(Err(err)) => Err(StreamError::Transcode(TranscodeError::Failed(err.clone()))),
+            None => Err(StreamError::Transcode(TranscodeError::Failed(
+                "the subtitles could not be read".into(),
+            ))),
+        }
+    }
+
+    /// The opening a rendition was made from (`None` for a main stream).
+    pub(crate) fn given(&self) -> Option<&Arc<Opening>> {
+        self.shared.given.as_ref()
     }
 
     /// True when the file was replaced or changed since the stream opened (its plan and segments
@@ -473,7 +816,7 @@ impl Stream {
     pub fn status(&self) -> Status {
         let inner = self.shared.inner.lock();
         Status {
-            delivery: inner.delivery.clone(),
+            delivery: inner.opening.as_ref().map(|o| o.delivery.clone()),
             ..inner.machine.status(self.shared.epoch.elapsed())
         }
     }

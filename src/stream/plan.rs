@@ -76,6 +76,18 @@ impl Plan {
         }
     }
 
+    /// Where segments start after the origin, when they are not on an even grid (a keyframe
+    /// plan): what an audio rendition must cut at to line up with the video.
+    pub fn cut_points(&self) -> Option<std::sync::Arc<[Duration]>> {
+        match &self.grid {
+            Grid::Even { .. } => None,
+            Grid::Keyframes { starts, .. } => {
+                let origin = self.origin();
+                Some(starts.iter().map(|s| s.saturating_sub(origin)).collect())
+            }
+        }
+    }
+
     /// Media time at which the first segment starts.
     pub fn origin(&self) -> Duration {
         match &self.grid {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{Budget, Stream, delivery};
+use super::{Budget, Opening, Part, Stream, delivery};
 use crate::config::{EncoderSettings, StreamLimits as Limits};
 use crate::library::Source;
 
@@ -20,7 +20,7 @@ pub struct Registry {
     settings: EncoderSettings,
     limits: Limits,
     budget: Budget,
-    streams: Mutex<HashMap<Source, Arc<Stream>>>,
+    streams: Mutex<HashMap<(Source, Part), Arc<Stream>>>,
     /// Keyframes per file version (indexes and scans), bounded, kept across a stream's closing and
     /// reopening.
     keyframes: Arc<delivery::Keyframes>,
@@ -43,6 +43,10 @@ impl Registry {
         }
     }
 
+    pub fn settings(&self) -> &EncoderSettings {
+        &self.settings
+    }
+
     pub fn budget(&self) -> &Budget {
         &self.budget
     }
@@ -52,9 +56,37 @@ impl Registry {
     /// Places to run pipelines are taken by the stream when it needs them (a transcoded stream
     /// answers its first playlist once it has one; see `machine.rs`).
     pub fn open(&self, source: &Source, name: &str) -> Opened {
+        self.open_part(source, name, Part::Main, None)
+    }
+
+    /// The alternate audio rendition of track `n` of the file whose main stream opened as
+    /// `opening`: made on that opening's plan, so its segments line up with the video's.
+    pub fn open_audio(
+        &self,
+        source: &Source,
+        name: &str,
+        opening: &Arc<Opening>,
+        n: usize,
+    ) -> Opened {
+        let name = format!("{name} [audio {n}]");
+        self.open_part(source, &name, Part::Audio(n), Some(opening.clone()))
+    }
+
+    fn open_part(
+        &self,
+        source: &Source,
+        name: &str,
+        part: Part,
+        given: Option<Arc<Opening>>,
+    ) -> Opened {
+        let key = (source.clone(), part.clone());
         let mut streams = self.streams.lock();
-        if let Some(stream) = streams.get(source) {
-            if stream.changed_on_disk() {
+        if let Some(stream) = streams.get(&key) {
+            let outdated = match (stream.given(), &given) {
+                (Some(was), Some(now)) => !Arc::ptr_eq(was, now),
+                _ => false,
+            };
+            if stream.changed_on_disk() || outdated {
                 tracing::info!(stream = %name, "the file changed on disk; reopening it");
                 stream.stop_runs();
             } else if !stream.failed() {
@@ -67,12 +99,14 @@ impl Registry {
         let stream = Arc::new(Stream::new(
             name.to_owned(),
             source.clone(),
+            part,
+            given,
             self.settings.clone(),
             self.limits,
             self.budget.clone(),
             self.keyframes.clone(),
         ));
-        streams.insert(source.clone(), stream.clone());
+        streams.insert(key, stream.clone());
         drop(streams);
 
         tracing::info!(stream = %name, "opening stream");
@@ -115,10 +149,10 @@ impl Registry {
     pub fn sweep(&self, timeout: Duration) {
         let closed: Vec<Arc<Stream>> = {
             let mut streams = self.streams.lock();
-            let idle: Vec<Source> = streams
+            let idle: Vec<(Source, Part)> = streams
                 .iter()
                 .filter(|(_, s)| s.idle() >= timeout)
-                .map(|(source, _)| source.clone())
+                .map(|(key, _)| key.clone())
                 .collect();
             idle.iter().filter_map(|s| streams.remove(s)).collect()
         };

@@ -9,7 +9,18 @@ use parking_lot::{Condvar, Mutex};
 use super::machine::{Event, RunId};
 use super::{Body, Shared};
 use crate::segmenter::Segment;
-use crate::transcode::{DirectAudio, Output, Transcode, TranscodeError};
+use crate::transcode::{DirectAudio, Output, Pick, Transcode, TranscodeError};
+
+/// How a run makes its segments.
+#[derive(Debug, Clone)]
+pub(super) enum Kind {
+    /// Decoded and encoded.
+    Transcode(Pick),
+    /// The source's H.264 passed through; its audio as [`DirectAudio`] says.
+    Direct(Pick, DirectAudio),
+    /// One audio track alone, passed through when `true`, else encoded.
+    Audio(Pick, bool),
+}
 
 /// How often a held streaming thread looks again at its gate (opening it also wakes it).
 const GATE_POLL: Duration = Duration::from_millis(500);
@@ -67,13 +78,13 @@ impl Handle {
 }
 
 /// Starts run `id` at media time `at` of a plan starting at `origin` (see `Action::Start`), on
-/// a thread of its own: a direct run (the source's own streams remuxed) or a transcode.
+/// a thread of its own, as `kind` says.
 pub(super) fn start(
     shared: &Arc<Shared>,
     id: RunId,
     at: Duration,
     origin: Option<Duration>,
-    direct: Option<DirectAudio>,
+    kind: Kind,
 ) -> Result<Handle, TranscodeError> {
     let gate = Arc::new(Gate::default());
     let output: Arc<dyn Output> = Arc::new(Feed {
@@ -86,12 +97,19 @@ pub(super) fn start(
     let spawned = std::thread::Builder::new()
         .name("hlss-start".into())
         .spawn(move || {
-            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match direct {
-                Some(audio) => {
+            let out = output.clone();
+            let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match &kind {
+                Kind::Direct(pick, audio) => {
                     let origin = origin.unwrap_or(at);
-                    Transcode::start_direct(&source, &settings, audio, at, origin, output.clone())
+                    Transcode::start_direct(&source, &settings, pick, *audio, at, origin, out)
                 }
-                None => Transcode::start(&source, &settings, at, origin, output.clone()),
+                Kind::Audio(pick, pass) => {
+                    let origin = origin.unwrap_or(at);
+                    Transcode::start_audio(&source, &settings, pick, *pass, at, origin, out)
+                }
+                Kind::Transcode(pick) => {
+                    Transcode::start(&source, &settings, pick, at, origin, out)
+                }
             }));
             match started {
                 Ok(Ok(transcode)) => {

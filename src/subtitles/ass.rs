@@ -56,6 +56,18 @@ pub fn parse(text: &str) -> Result<Vec<Cue>, SubtitleError> {
     Ok(cues)
 }
 
+/// The cue payload of an ASS/SSA event as Matroska stores it (and GStreamer's
+/// `application/x-ass` / `application/x-ssa` carry it): `ReadOrder, Layer, Style, Name, MarginL,
+/// MarginR, MarginV, Effect, Text`, the times being the block's. Empty when it has no Text field.
+pub fn from_event(event: &str) -> String {
+    const FIELDS_BEFORE_TEXT: usize = 8;
+    event
+        .splitn(FIELDS_BEFORE_TEXT + 1, ',')
+        .nth(FIELDS_BEFORE_TEXT)
+        .map(|raw| payload(&plain(raw.trim_end_matches(['\0', '\r', '\n']))))
+        .unwrap_or_default()
+}
+
 /// ASS text to plain text with `<i>`, `<b>`, `<u>`: override blocks (`{\…}`) dropped but for
 /// those three switches, `\N`/`\n` as line breaks, `\h` as a no-break space.
 fn plain(raw: &str) -> String {
@@ -103,5 +115,15 @@ mod tests {
         assert_eq!(cues[0].start, Duration::from_secs(1));
         assert_eq!(cues[0].end, Duration::from_millis(3500));
         assert_eq!(cues[0].text, "<i>Bonjour</i>, le monde\nligne deux");
+    }
+
+    #[test]
+    fn matroska_events() {
+        assert_eq!(
+            from_event("3,0,Default,,0,0,0,,{\\i1}Slanted{\\i0} & plain\\Nline, two"),
+            "<i>Slanted</i> &amp; plain\nline, two"
+        );
+        assert_eq!(from_event("0,0,Default,Bob,0,0,0,,"), "");
+        assert_eq!(from_event("not an event"), "");
     }
 }

@@ -2,9 +2,12 @@
 //!
 //! Pure code over bytes, no GStreamer. Sidecar files beside the media (`film.srt`,
 //! `film.fr.srt`, `.vtt`, `.ass`) are read whole; text decoded from UTF-8 (with or without a
-//! byte-order mark), UTF-16 with a mark, or a legacy encoding guessed from the bytes.
+//! byte-order mark), UTF-16 with a mark, or a legacy encoding guessed from the bytes. Text that
+//! GStreamer demuxes from the media itself arrives cue by cue and is turned into payloads by
+//! [`from_pango`], [`from_plain`] and [`from_ass_event`].
 
 mod ass;
+mod markup;
 mod srt;
 mod text;
 mod vtt;
@@ -12,6 +15,8 @@ mod webvtt;
 
 use std::time::Duration;
 
+pub use ass::from_event as from_ass_event;
+pub use markup::{from_pango, from_plain};
 pub use text::decode;
 pub use webvtt::{pts, segment};
 
@@ -21,8 +26,9 @@ pub use webvtt::{pts, segment};
 pub struct Cue {
     pub start: Duration,
     pub end: Duration,
-    /// The text, lines separated by `\n`, with WebVTT's `<i>`, `<b>` and `<u>` kept where the
-    /// source had them and nothing else marked up (not yet escaped for WebVTT).
+    /// The text as a WebVTT cue payload: lines separated by `\n`, `<i>`, `<b>` and `<u>` kept
+    /// where the source had them, nothing else marked up, `&`, `<` and `>` escaped (every reader
+    /// here escapes, and [`segment`] writes it as it is).
     pub text: String,
 }
 
@@ -82,7 +88,7 @@ pub fn parse(bytes: &[u8], format: Format) -> Result<Vec<Cue>, SubtitleError> {
 }
 
 /// Whether a payload shows anything once its tags are left out.
-fn has_text(payload: &str) -> bool {
+pub fn has_text(payload: &str) -> bool {
     ["<i>", "</i>", "<b>", "</b>", "<u>", "</u>"]
         .iter()
         .fold(payload.to_owned(), |s, tag| s.replace(tag, ""))

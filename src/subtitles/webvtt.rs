@@ -29,6 +29,9 @@ pub fn segment(cues: &[Cue], from: Duration, to: Duration, pts_at_zero: u64) -> 
             cue.text
         );
     }
+    // A blank line ends the last cue: clients that join segments (ffmpeg) would otherwise
+    // read the next segment's header as more of its text.
+    out.push('\n');
     out
 }
 
@@ -126,7 +129,7 @@ mod tests {
             doc,
             "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900000,LOCAL:00:00:00.000\n\n\
              00:00:01.500 --> 00:00:02.500\nacross\n\n\
-             00:00:02.000 --> 00:00:03.000\ninside\n"
+             00:00:02.000 --> 00:00:03.000\ninside\n\n"
         );
         // The cue across the boundary is in the segment before too.
         assert!(segment(&cues, Duration::ZERO, two_s, 0).contains("across"));

@@ -12,6 +12,7 @@ mod pipeline;
 mod probe;
 mod registry;
 pub mod scan;
+mod text;
 mod timeline;
 mod warm;
 
@@ -25,13 +26,32 @@ use parking_lot::Mutex;
 use crate::config::EncoderSettings;
 use crate::library::Source;
 use crate::segmenter::{Segment, Segmenter};
+pub use picture::{encoded_size, h264_level};
 use probe::DEMO_DURATION;
-pub use probe::{AudioCodec, Codecs, PROBE_TIMEOUT, Probe, VideoCodec, probe};
+pub use probe::{
+    AudioCodec, AudioTrack, Codecs, PROBE_TIMEOUT, Probe, SubtitleTrack, Tracks, VideoCodec, probe,
+};
 pub use registry::{RegistryEnv, registry_env};
+pub use text::{MAX_TEXT_TRACKS, MAX_TRACK_BYTES, OPEN_CUE_SPAN, TextTrack, extract_text};
 pub use warm::warm_up;
 
 /// The PTS mpegtsmux gives running time 0 (it starts its clock at one hour).
 const MUX_CLOCK_BASE: u64 = 3600 * crate::segmenter::PTS_HZ;
+
+/// The PTS of running time 0 in every run's output (mpegtsmux starts its clock at one hour):
+/// the media time of a plan's origin, for WebVTT's X-TIMESTAMP-MAP.
+pub const PTS_AT_ORIGIN: u64 = MUX_CLOCK_BASE;
+
+/// Profile and constraint flags of the H.264 a transcode makes at `preset`: x264 signals
+/// Constrained Baseline when it uses no CABAC and no 8x8 transform (ultrafast), else High
+/// (no preset turns on B-frames here: the encoder is tuned for zero latency).
+pub fn encoded_profile(preset: &str) -> [u8; 2] {
+    if preset == "ultrafast" {
+        [66, 0xC0]
+    } else {
+        [100, 0]
+    }
+}
 
 /// Name of the application message that asks the bus thread to stop the pipeline.
 const STOP_MESSAGE: &str = "hlss-stop";
@@ -79,6 +99,21 @@ enum Mode {
     /// Pass H.264 (and AAC, as [`DirectAudio`] says) through undecoded; cut at the source's
     /// keyframes.
     Direct(DirectAudio),
+    /// One audio track alone (an alternate rendition): AAC passed through when `pass`, else
+    /// encoded; cut where the plan says.
+    Audio { pass: bool },
+}
+
+/// What a run takes from the source besides its mode.
+#[derive(Debug, Clone, Default)]
+pub struct Pick {
+    /// The stream id of the audio track to play (the Discoverer's); `None`: the first.
+    pub audio: Option<String>,
+    /// Where segments start, as media time after the plan's origin, when they are not on the
+    /// even grid (an audio rendition of a direct stream cuts where the video's keyframes are).
+    pub cuts: Option<Arc<[Duration]>>,
+    /// The H.264 level a transcode's encoder is told (see [`h264_level`]); `None`: its own.
+    pub h264_level: Option<u8>,
 }
 
 /// Where a running transcode delivers its results. `segment` runs on GStreamer's streaming thread;
@@ -108,11 +143,30 @@ impl Transcode {
     pub fn start(
         source: &Source,
         settings: &EncoderSettings,
+        pick: &Pick,
         at: Duration,
         origin: Option<Duration>,
         output: Arc<dyn Output>,
     ) -> Result<Transcode, TranscodeError> {
-        Self::launch(source, settings, Mode::Transcode, at, origin, output)
+        Self::launch(source, settings, Mode::Transcode, pick, at, origin, output)
+    }
+
+    /// Starts a run of one audio track alone (`pick.audio`), for an alternate audio rendition:
+    /// AAC-LC passes through when `pass`, anything else is encoded to AAC. It shares the main
+    /// rendition's timeline (running time = media time - `origin`), so its PTS match the
+    /// video's, and cuts at the first audio frame at or after each segment start: on the even
+    /// grid of `settings.segment`, or at `pick.cuts`. Blocking: call off the async runtime.
+    pub fn start_audio(
+        source: &Source,
+        settings: &EncoderSettings,
+        pick: &Pick,
+        pass: bool,
+        at: Duration,
+        origin: Duration,
+        output: Arc<dyn Output>,
+    ) -> Result<Transcode, TranscodeError> {
+        let mode = Mode::Audio { pass };
+        Self::launch(source, settings, mode, pick, at, Some(origin), output)
     }
 
     /// Starts a direct run: the source's H.264 video passes through undecoded (and its AAC
@@ -129,19 +183,21 @@ impl Transcode {
     pub fn start_direct(
         source: &Source,
         settings: &EncoderSettings,
+        pick: &Pick,
         audio: DirectAudio,
         at: Duration,
         origin: Duration,
         output: Arc<dyn Output>,
     ) -> Result<Transcode, TranscodeError> {
         let mode = Mode::Direct(audio);
-        Self::launch(source, settings, mode, at, Some(origin), output)
+        Self::launch(source, settings, mode, pick, at, Some(origin), output)
     }
 
     fn launch(
         source: &Source,
         settings: &EncoderSettings,
         mode: Mode,
+        pick: &Pick,
         at: Duration,
         origin: Option<Duration>,
         output: Arc<dyn Output>,
@@ -152,22 +208,37 @@ impl Transcode {
         let known_origin = origin.map(clock_time);
         let origin = known_origin.unwrap_or(gst::ClockTime::ZERO);
         let direct = matches!(mode, Mode::Direct(_));
+        // Passed-through sound is cut like a direct run's; encoded sound alone like a transcode.
+        let coded = direct || matches!(mode, Mode::Audio { pass: true });
         // Close to the origin, reading from the start and dropping what comes before `at` is
         // as quick as a seek, and exact whatever the demuxer. A direct run seeks even there:
         // matroskademux opens with a segment that puts its first block at stream time 0 and
         // replaces it, a few pictures later, with one where stream time is the block's own
         // timestamp, as after any seek; the pictures under the first would land a block's
         // timestamp early and the first keyframe before `at`.
-        let seeks = direct || stop.is_some() || at > origin.saturating_add(SEEK_LEAD);
-        let timeline = timeline::Timeline::new(known_origin, at, !seeks, direct);
-        let graph = pipeline::build(source, settings, mode, timeline.clone())?;
-        let segmenter = Arc::new(Mutex::new(if direct {
+        let seeks = coded || stop.is_some() || at > origin.saturating_add(SEEK_LEAD);
+        let timeline = timeline::Timeline::new(known_origin, at, !seeks, coded);
+        let graph = pipeline::build(source, settings, mode, pick, timeline.clone())?;
+        let segmenter = match mode {
             // Audio alone is cut on a grid from running time 0, so that runs starting anywhere
             // cut it at the same frames.
-            Segmenter::keyframes_only(settings.segment).with_grid_origin(MUX_CLOCK_BASE)
-        } else {
-            Segmenter::new(settings.segment)
-        }));
+            Mode::Direct(_) => {
+                Segmenter::keyframes_only(settings.segment).with_grid_origin(MUX_CLOCK_BASE)
+            }
+            Mode::Audio { .. } => {
+                let segmenter = Segmenter::new(settings.segment).with_grid_origin(MUX_CLOCK_BASE);
+                match &pick.cuts {
+                    Some(cuts) => segmenter.with_cut_points(
+                        cuts.iter()
+                            .map(|d| u64::try_from(d.as_nanos() * 9 / 100_000).unwrap_or(u64::MAX))
+                            .collect(),
+                    ),
+                    None => segmenter,
+                }
+            }
+            Mode::Transcode => Segmenter::new(settings.segment),
+        };
+        let segmenter = Arc::new(Mutex::new(segmenter));
 
         let (feed_segmenter, feed_output) = (segmenter.clone(), output.clone());
         graph.appsink.set_callbacks(

@@ -92,6 +92,54 @@ fn output_size(caps: &gst::CapsRef, max_height: u32) -> Option<(i32, i32)> {
     scaled_size(width, height, (par.numer(), par.denom()), max_height)
 }
 
+/// The size a transcode encodes `video` at: displayed size (pixel aspect and quarter turns
+/// applied), at most `max_height` tall, even dimensions.
+pub fn encoded_size(video: &super::VideoCodec, max_height: u32) -> Option<(u32, u32)> {
+    let (width, height) = (
+        i32::try_from(video.width).ok()?,
+        i32::try_from(video.height).ok()?,
+    );
+    let par = (
+        i32::try_from(video.par.0).ok()?,
+        i32::try_from(video.par.1).ok()?,
+    );
+    let (width, height, par) = if video.quarter_turn {
+        (height, width, (par.1, par.0))
+    } else {
+        (width, height, par)
+    };
+    let (w, h) = scaled_size(width, height, par, max_height)?;
+    Some((u32::try_from(w).ok()?, u32::try_from(h).ok()?))
+}
+
+/// The H.264 level (`level_idc`, 10 times the level) of a `size` picture at `fps` and `kbps`:
+/// the lowest whose frame size, macroblock rate and High-profile bit rate allow it. The encoder
+/// is told it, so the stream says what the master playlist's CODECS says.
+pub fn h264_level(size: (u32, u32), fps: f64, kbps: u32) -> u8 {
+    // (level_idc, MaxFS in macroblocks, MaxMBPS, MaxBR in kb/s for Baseline/Main; High is 1.25 x)
+    const LEVELS: [(u8, u64, u64, u64); 11] = [
+        (30, 1_620, 40_500, 10_000),
+        (31, 3_600, 108_000, 14_000),
+        (32, 5_120, 216_000, 20_000),
+        (40, 8_192, 245_760, 20_000),
+        (41, 8_192, 245_760, 50_000),
+        (42, 8_704, 522_240, 50_000),
+        (50, 22_080, 589_824, 135_000),
+        (51, 36_864, 983_040, 240_000),
+        (52, 36_864, 2_073_600, 240_000),
+        (60, 139_264, 4_177_920, 240_000),
+        (62, 139_264, 16_711_680, 800_000),
+    ];
+    let macroblocks = u64::from(size.0.div_ceil(16)) * u64::from(size.1.div_ceil(16));
+    let rate = (macroblocks as f64 * fps.max(1.0)).ceil() as u64;
+    LEVELS
+        .iter()
+        .find(|(_, fs, mbps, br)| {
+            macroblocks <= *fs && rate <= *mbps && u64::from(kbps) * 4 <= br * 5
+        })
+        .map_or(62, |l| l.0)
+}
+
 fn scaled_size(width: i32, height: i32, par: (i32, i32), max_height: u32) -> Option<(i32, i32)> {
     if width <= 0 || height <= 0 || par.0 <= 0 || par.1 <= 0 {
         return None;
@@ -105,7 +153,17 @@ fn scaled_size(width: i32, height: i32, par: (i32, i32), max_height: u32) -> Opt
 
 #[cfg(test)]
 mod tests {
-    use super::scaled_size;
+    use super::{h264_level, scaled_size};
+
+    #[test]
+    fn levels_follow_size_and_rate() {
+        assert_eq!(h264_level((1280, 720), 30.0, 3000), 31);
+        assert_eq!(h264_level((1280, 720), 60.0, 3000), 32);
+        assert_eq!(h264_level((1920, 1080), 30.0, 5000), 40);
+        assert_eq!(h264_level((1920, 1080), 30.0, 30000), 41);
+        assert_eq!(h264_level((640, 360), 25.0, 1000), 30);
+        assert_eq!(h264_level((3840, 2160), 30.0, 20000), 51);
+    }
 
     #[test]
     fn scales_down_to_max_height_keeping_aspect() {

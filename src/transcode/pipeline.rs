@@ -6,7 +6,7 @@ use gst::prelude::*;
 use parking_lot::Mutex;
 
 use super::timeline::Timeline;
-use super::{DirectAudio, Mode, TranscodeError, keyframes, picture};
+use super::{DirectAudio, Mode, Pick, TranscodeError, keyframes, picture};
 use crate::config::EncoderSettings;
 use crate::library::Source;
 
@@ -41,11 +41,14 @@ pub(super) fn build(
     source: &Source,
     settings: &EncoderSettings,
     mode: Mode,
+    pick: &Pick,
     timeline: Arc<Timeline>,
 ) -> Result<Graph, TranscodeError> {
     let branch = Branch {
         settings: settings.clone(),
         mode,
+        audio: pick.audio.clone(),
+        h264_level: pick.h264_level,
         timeline,
     };
     let pipeline = gst::Pipeline::new();
@@ -70,7 +73,7 @@ pub(super) fn build(
 
     match (source, mode) {
         (Source::Demo, Mode::Transcode) => build_demo(&pipeline, &mux, &branch)?,
-        (Source::Demo, Mode::Direct(_)) => {
+        (Source::Demo, Mode::Direct(_) | Mode::Audio { .. }) => {
             return Err(failed(
                 "the demo is made on the fly: there is nothing to pass through",
             ));
@@ -89,6 +92,9 @@ fn failed(err: impl std::fmt::Display) -> TranscodeError {
 struct Branch {
     settings: EncoderSettings,
     mode: Mode,
+    /// The stream id of the audio track to play; `None`: the first.
+    audio: Option<String>,
+    h264_level: Option<u8>,
     timeline: Arc<Timeline>,
 }
 
@@ -174,16 +180,21 @@ fn build_file(
         .property("uri", uri.as_str())
         .build()
         .map_err(|_| TranscodeError::MissingElement("uridecodebin"))?;
-    if let Mode::Direct(audio) = branch.mode {
+    let passthrough = match branch.mode {
+        Mode::Direct(audio) => Some(passthrough_caps(true, audio == DirectAudio::Pass)),
+        Mode::Audio { pass } => Some(passthrough_caps(false, pass)),
+        Mode::Transcode => None,
+    };
+    if let Some(mut caps) = passthrough {
         // Autoplugging stops at the first pad whose caps match: coded streams that pass through
         // leave the demuxer as they are, everything else is decoded as usual.
         let raw: gst::Caps = decode.property("caps");
-        let mut caps = passthrough_caps(audio);
         caps.merge(raw);
         decode.set_property("caps", caps);
     }
     pipeline.add(&decode).map_err(failed)?;
 
+    let audio_only = matches!(branch.mode, Mode::Audio { .. });
     let linked = Arc::new(Mutex::new(Linked::default()));
     let weak_pipeline = pipeline.downgrade();
     let weak_mux = mux.downgrade();
@@ -215,6 +226,13 @@ fn build_file(
                 ("the file has no audio or video stream"),
                 ["no decoded audio or video pad"]
             );
+        } else if audio_only && !linked.audio {
+            gst::element_error!(
+                decode,
+                gst::StreamError::CodecNotFound,
+                ("the file no longer has this audio track"),
+                ["no pad with the chosen stream id"]
+            );
         }
     });
     Ok(())
@@ -234,8 +252,15 @@ fn link_decoded(
         .map(|s| s.name().to_string())
         .unwrap_or_default();
     let direct = matches!(branch.mode, Mode::Direct(_));
+    let audio_only = matches!(branch.mode, Mode::Audio { .. });
+    // The chosen audio track by its stream id (decodebin may expose another first); the first
+    // audio pad when none is chosen.
+    let chosen = match &branch.audio {
+        Some(wanted) => pad.stream_id().is_some_and(|id| id.as_str() == wanted),
+        None => true,
+    };
     let mut linked = linked.lock();
-    let sink = if media.starts_with("video/") && !linked.video {
+    let sink = if media.starts_with("video/") && !linked.video && !audio_only {
         linked.video = true;
         branch.timeline.has_video();
         match (direct, media.as_str()) {
@@ -247,9 +272,10 @@ fn link_decoded(
                 ));
             }
         }
-    } else if media.starts_with("audio/") && !linked.audio {
+    } else if media.starts_with("audio/") && !linked.audio && chosen {
         linked.audio = true;
-        if direct && media == AAC {
+        let pass = matches!(branch.mode, Mode::Direct(_) | Mode::Audio { pass: true });
+        if pass && media == AAC {
             direct_audio_branch(pipeline, mux, branch)?
         } else {
             audio_branch(pipeline, mux, branch)?
@@ -274,11 +300,14 @@ fn link_decoded(
 const H264: &str = "video/x-h264";
 const AAC: &str = "audio/mpeg";
 
-/// What uridecodebin hands over undecoded in a direct run: H.264 always, AAC unless it is to be
-/// encoded again (an AAC profile players may lack, say).
-fn passthrough_caps(audio: DirectAudio) -> gst::Caps {
-    let mut caps = gst::Caps::new_empty_simple(H264);
-    if audio == DirectAudio::Pass {
+/// What uridecodebin hands over undecoded: H.264 in a direct run, AAC when it passes (not when
+/// it is to be encoded again: an AAC profile players may lack, say).
+fn passthrough_caps(video: bool, aac: bool) -> gst::Caps {
+    let mut caps = gst::Caps::new_empty();
+    if video {
+        caps.merge(gst::Caps::new_empty_simple(H264));
+    }
+    if aac {
         caps.merge(gst::Caps::builder(AAC).field("mpegversion", 4i32).build());
     }
     caps
@@ -323,7 +352,7 @@ fn video_branch(
         .property("bitrate", settings.video_kbps)
         // Keyframes come only from our force-key-unit events, so cuts land on the segment grid.
         .property("key-int-max", 0x7fff_ffffu32)
-        .property("option-string", "scenecut=0")
+        .property("option-string", x264_options(branch.h264_level))
         .build()
         .map_err(|_| TranscodeError::MissingElement("x264enc"))?;
     let parse = gst::ElementFactory::make("h264parse")
@@ -350,6 +379,15 @@ fn video_branch(
         keyframes::force_at_boundaries(&src, gst::ClockTime::from_nseconds(segment_ns(settings)));
     }
     Ok(sink)
+}
+
+/// x264's options beyond the element's properties: no scene-cut keyframes, and the level the
+/// master playlist announces.
+fn x264_options(level: Option<u8>) -> String {
+    match level {
+        Some(level) => format!("scenecut=0:level={}.{}", level / 10, level % 10),
+        None => "scenecut=0".into(),
+    }
 }
 
 /// Direct video: queue → h264parse → capsfilter (Annex B, whole pictures) → mux. The parser

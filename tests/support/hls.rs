@@ -259,11 +259,159 @@ pub fn check_final(
     Ok(())
 }
 
-/// Fetches one version of the playlist: status, media type and the per-version rules.
+/// Fetches one version of the playlist: status, media type and the per-version rules. A master
+/// playlist is checked and its variant's media playlist fetched in its place.
 pub fn fetch(url: &str) -> Result<Playlist, String> {
     let reply = http::get_ok(url, PLAYLIST_MIME)?;
     let text = reply.utf8()?;
+    if text.contains("#EXT-X-STREAM-INF") {
+        let master = parse_master(text).map_err(|e| format!("{e}\n--- master playlist\n{text}"))?;
+        return fetch(&resolve(url, &master.variant));
+    }
     parse(text).map_err(|e| format!("{e}\n--- playlist\n{text}"))
+}
+
+/// A master playlist: its one variant and its renditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Master {
+    /// The variant's URI.
+    pub variant: String,
+    /// The EXT-X-STREAM-INF attributes.
+    pub info: Vec<(String, String)>,
+    /// Each EXT-X-MEDIA's attributes.
+    pub media: Vec<Vec<(String, String)>>,
+}
+
+impl Master {
+    pub fn attribute<'a>(attributes: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        attributes
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The renditions of `kind` (`AUDIO`, `SUBTITLES`).
+    pub fn renditions(&self, kind: &str) -> Vec<&Vec<(String, String)>> {
+        self.media
+            .iter()
+            .filter(|m| Self::attribute(m, "TYPE") == Some(kind))
+            .collect()
+    }
+}
+
+/// Splits an attribute list (`A=1,B="x,y"`) into names and unquoted values.
+pub fn attributes(list: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = list;
+    while let Some((name, after)) = rest.split_once('=') {
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').unwrap_or(quoted.len());
+            let tail = quoted.get(end + 1..).unwrap_or("");
+            (&quoted[..end], tail.strip_prefix(',').unwrap_or(tail))
+        } else {
+            match after.split_once(',') {
+                Some((value, next)) => (value, next),
+                None => (after, ""),
+            }
+        };
+        out.push((name.trim().to_owned(), value.to_owned()));
+        rest = next;
+    }
+    out
+}
+
+/// Parses a master playlist and checks RFC 8216's rules for it: one variant with BANDWIDTH and
+/// CODECS, groups it names exist, NAMEs unique per group, at most one DEFAULT per group.
+pub fn parse_master(text: &str) -> Result<Master, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.first() != Some(&"#EXTM3U") {
+        return Err("does not start with #EXTM3U".into());
+    }
+    let mut media = Vec::new();
+    let mut info = None;
+    let mut variant = None;
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(list) = line.strip_prefix("#EXT-X-MEDIA:") {
+            media.push(attributes(list));
+        } else if let Some(list) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+            if info.is_some() {
+                return Err("more than one variant".into());
+            }
+            info = Some(attributes(list));
+            variant = lines.get(i + 1).map(|l| (*l).to_owned());
+        } else if line.starts_with("#EXTINF") {
+            return Err("a master playlist lists a segment".into());
+        }
+    }
+    let info = info.ok_or("no #EXT-X-STREAM-INF")?;
+    let variant = variant
+        .filter(|v| !v.starts_with('#') && !v.is_empty())
+        .ok_or("no variant URI")?;
+    for required in ["BANDWIDTH", "CODECS"] {
+        Master::attribute(&info, required).ok_or(format!("the variant has no {required}"))?;
+    }
+    for (kind, attribute) in [("AUDIO", "AUDIO"), ("SUBTITLES", "SUBTITLES")] {
+        let group = Master::attribute(&info, attribute);
+        let members: Vec<_> = media
+            .iter()
+            .filter(|m| Master::attribute(m, "TYPE") == Some(kind))
+            .collect();
+        if members.is_empty() != group.is_none() {
+            return Err(format!(
+                "{attribute} group {group:?} and {} renditions",
+                members.len()
+            ));
+        }
+        let mut names: Vec<&str> = members
+            .iter()
+            .filter_map(|m| Master::attribute(m, "NAME"))
+            .collect();
+        let count = names.len();
+        names.sort_unstable();
+        names.dedup();
+        if names.len() != count || count != members.len() {
+            return Err(format!("{kind} renditions without a unique NAME"));
+        }
+        let defaults = members
+            .iter()
+            .filter(|m| Master::attribute(m, "DEFAULT") == Some("YES"))
+            .count();
+        if defaults > 1 {
+            return Err(format!("{defaults} DEFAULT {kind} renditions"));
+        }
+        if members
+            .iter()
+            .any(|m| Master::attribute(m, "GROUP-ID") != group)
+        {
+            return Err(format!("a {kind} rendition outside group {group:?}"));
+        }
+    }
+    Ok(Master {
+        variant,
+        info,
+        media,
+    })
+}
+
+/// `href` (relative or absolute-path) resolved against the URL `base` it was found in.
+pub fn resolve(base: &str, href: &str) -> String {
+    if href.starts_with("http://") || href.starts_with("https://") {
+        return href.to_owned();
+    }
+    if href.starts_with('/') {
+        let origin_end = base.find("://").map_or(0, |i| i + 3);
+        let path_start = base[origin_end..]
+            .find('/')
+            .map_or(base.len(), |i| i + origin_end);
+        return format!("{}{href}", &base[..path_start]);
+    }
+    let dir_end = base
+        .split('?')
+        .next()
+        .unwrap_or(base)
+        .rfind('/')
+        .map_or(0, |i| i + 1);
+    format!("{}{href}", &base[..dir_end])
 }
 
 /// Requests the playlist until it has `#EXT-X-ENDLIST`, checking the first response's readiness and

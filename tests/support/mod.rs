@@ -10,6 +10,7 @@ pub mod real_media;
 pub mod server;
 pub mod timeline_media;
 pub mod tools;
+pub mod tracks_media;
 pub mod ts;
 
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::io::{Read, Seek};
 
 use super::codec::{self, AudioCodec, H264, VideoCodec};
 use super::source::Source;
-use super::{AudioTrack, Container, Index, IndexError, Method, VideoTrack};
+use super::{AudioTrack, Container, Index, IndexError, Method, TrackLabel, VideoTrack};
 
 const ID_EBML: u32 = 0x1A45_DFA3;
 const ID_DOCTYPE: u32 = 0x4282;
@@ -21,6 +21,10 @@ const ID_TRACK_TYPE: u32 = 0x83;
 const ID_FLAG_ENABLED: u32 = 0xB9;
 const ID_FLAG_DEFAULT: u32 = 0x88;
 const ID_CODEC_ID: u32 = 0x86;
+const ID_FLAG_FORCED: u32 = 0x55AA;
+const ID_NAME: u32 = 0x536E;
+const ID_LANGUAGE: u32 = 0x22_B59C;
+const ID_LANGUAGE_IETF: u32 = 0x22_B59D;
 const ID_CODEC_PRIVATE: u32 = 0x63A2;
 const ID_DEFAULT_DURATION: u32 = 0x23_E383;
 const ID_CODEC_DELAY: u32 = 0x56AA;
@@ -65,7 +69,33 @@ const FIRST_CLUSTERS: usize = 8;
 /// Most bytes of a Block read for its header (track number up to 8 bytes, timecode, flags).
 const BLOCK_HEADER_BYTES: usize = 11;
 
-pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexError> {
+/// Every track's number, language, name and flags, from the Tracks element (read before the
+/// first Cluster, where muxers put it).
+pub(super) fn labels<R: Read + Seek>(src: &mut Source<R>) -> Result<Vec<TrackLabel>, IndexError> {
+    let (seg_start, seg_end) = segment(src)?;
+    let mut pos = seg_start;
+    while seg_end.saturating_sub(pos) >= 2 {
+        src.tick()?;
+        src.seek(pos)?;
+        let h = header(src)?;
+        let body_start = src.pos();
+        let Some(size) = h.size else { break };
+        let end = body_start.saturating_add(size).min(seg_end).max(body_start);
+        match h.id {
+            ID_TRACKS => {
+                let body = src.read_vec(end - body_start)?;
+                return Ok(parse_tracks(&body)?.into_iter().map(|t| t.label).collect());
+            }
+            ID_CLUSTER => break,
+            _ => pos = end,
+        }
+    }
+    Err(IndexError::Malformed("no Tracks before the first Cluster"))
+}
+
+/// Reads the EBML header (a Matroska or WebM doctype) and the Segment's header: where the
+/// Segment's body starts and ends (the file's end for an unknown size).
+fn segment<R: Read + Seek>(src: &mut Source<R>) -> Result<(u64, u64), IndexError> {
     src.seek(0)?;
     let ebml = header(src)?;
     if ebml.id != ID_EBML {
@@ -91,6 +121,11 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
         .size
         .and_then(|s| seg_start.checked_add(s))
         .map_or(src.len(), |e| e.min(src.len()));
+    Ok((seg_start, seg_end))
+}
+
+pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexError> {
+    let (seg_start, seg_end) = segment(src)?;
 
     // Level 1, header by header: Info, Tracks and Cues are read; Clusters are skipped.
     let mut scale = DEFAULT_TIMESTAMP_SCALE;
@@ -458,6 +493,7 @@ struct Track {
     default_duration: Option<u64>,
     /// CodecDelay in nanoseconds: decoder priming before the first presented sample (Opus).
     codec_delay: u64,
+    label: TrackLabel,
 }
 
 impl Track {
@@ -497,6 +533,15 @@ impl Track {
     }
 }
 
+/// A UTF-8 string element, trimmed of the NULs some muxers pad it with; `None` if empty.
+fn text(v: &[u8]) -> Option<String> {
+    let s = String::from_utf8_lossy(v)
+        .trim_end_matches('\0')
+        .trim()
+        .to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
 fn parse_tracks(body: &[u8]) -> Result<Vec<Track>, IndexError> {
     let mut tracks = Vec::new();
     for e in elements(body) {
@@ -513,7 +558,10 @@ fn parse_tracks(body: &[u8]) -> Result<Vec<Track>, IndexError> {
             private: Vec::new(),
             default_duration: None,
             codec_delay: 0,
+            label: TrackLabel::default(),
         };
+        let mut language = None;
+        let mut ietf = None;
         for e in elements(entry) {
             let (id, v) = e?;
             match id {
@@ -529,9 +577,17 @@ fn parse_tracks(body: &[u8]) -> Result<Vec<Track>, IndexError> {
                 ID_CODEC_PRIVATE => t.private = v.to_vec(),
                 ID_DEFAULT_DURATION => t.default_duration = Some(uint(v)?),
                 ID_CODEC_DELAY => t.codec_delay = uint(v)?,
+                ID_FLAG_FORCED => t.label.forced = uint(v)? != 0,
+                ID_NAME => t.label.name = text(v),
+                ID_LANGUAGE => language = text(v),
+                ID_LANGUAGE_IETF => ietf = text(v),
                 _ => {}
             }
         }
+        t.label.number = t.number;
+        t.label.default = t.default && t.enabled;
+        // Matroska's Language defaults to "eng" when absent; "und" says it is unknown.
+        t.label.language = ietf.or(language).filter(|l| l != "und");
         if t.number > 0 {
             tracks.push(t);
         }

@@ -187,6 +187,29 @@ pub enum IndexError {
     NoTracks,
 }
 
+/// What a container says of one track beyond its codec: how to label and pick it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrackLabel {
+    /// The container's track number (Matroska's TrackNumber).
+    pub number: u64,
+    /// The language code as stored (`fre`, `en-US`), if any and not `und`.
+    pub language: Option<String>,
+    pub name: Option<String>,
+    /// Flagged default (and enabled).
+    pub default: bool,
+    pub forced: bool,
+}
+
+/// Every track's label in a Matroska file at `path` (other containers: `Unsupported`).
+/// Reads only the file's head.
+pub fn track_labels(path: &Path) -> Result<Vec<TrackLabel>, IndexError> {
+    let mut src = source::Source::new(File::open(path)?, &Limits::default())?;
+    match sniff(&src.peek_head()?) {
+        Some(Container::Matroska) => mkv::labels(&mut src),
+        _ => Err(IndexError::Unsupported),
+    }
+}
+
 /// Indexes the file at `path` with the default [`Limits`].
 pub fn index(path: &Path) -> Result<Index, IndexError> {
     index_reader(File::open(path)?, &Limits::default())

@@ -1,0 +1,389 @@
+//! Every audio track and every subtitle: the master playlist's renditions, opened by ffmpeg, in sync and with the right cues at the right time.
+
+mod support;
+
+use std::process::Command;
+
+use support::hls::{self, Master};
+use support::tools::{self, CLIENT_TIMEOUT, run_with_timeout};
+use support::tracks_media::{self as media, Line};
+use support::{Server, http};
+
+/// How far an alternate audio track may be from the picture (the bound).
+const SYNC_TOLERANCE: f64 = 0.040;
+/// The PTS (seconds) mpegtsmux gives the plan's origin.
+const PTS_BASE: f64 = 3600.0;
+
+fn fetch_master(server: &Server, file: &str) -> (String, Master) {
+    let url = server.url(&format!("/hls/{file}/index.m3u8"));
+    let reply = http::get_ok(&url, hls::PLAYLIST_MIME).unwrap_or_else(|e| panic!("{url}: {e}"));
+    let text = reply.utf8().expect("UTF-8").to_owned();
+    let master = hls::parse_master(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    (url, master)
+}
+
+fn attr<'a>(attributes: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    Master::attribute(attributes, name)
+}
+
+/// Runs ffprobe on `input` with `args`, returning its stdout.
+fn ffprobe(input: &str, args: &[&str]) -> String {
+    let run = run_with_timeout(
+        Command::new("ffprobe")
+            .args(["-v", "error"])
+            .args(args)
+            .arg(input),
+        CLIENT_TIMEOUT,
+    );
+    assert!(run.success(), "ffprobe {input}: {}", run.describe());
+    run.stdout
+}
+
+#[test]
+fn the_master_playlist_offers_every_track() {
+    let server = Server::start(media::tracks_root(), &[]);
+    let (url, master) = fetch_master(&server, media::FILM);
+
+    let audio = master.renditions("AUDIO");
+    assert_eq!(audio.len(), 2, "{master:?}");
+    assert_eq!(attr(audio[0], "LANGUAGE"), Some("en"));
+    assert_eq!(attr(audio[0], "NAME"), Some("English"));
+    assert_eq!(attr(audio[0], "DEFAULT"), Some("YES"));
+    assert_eq!(
+        attr(audio[0], "URI"),
+        None,
+        "the default is the variant's own sound"
+    );
+    assert_eq!(attr(audio[0], "CHANNELS"), Some("2"));
+    assert_eq!(attr(audio[1], "LANGUAGE"), Some("fr"));
+    assert_eq!(attr(audio[1], "NAME"), Some(media::FRENCH_TITLE));
+    assert_eq!(attr(audio[1], "DEFAULT"), None);
+    assert_eq!(attr(audio[1], "AUTOSELECT"), Some("YES"));
+    // AAC passes through (direct-stream rules): its six channels stay.
+    assert_eq!(attr(audio[1], "CHANNELS"), Some("6"));
+
+    let subtitles = master.renditions("SUBTITLES");
+    let described: Vec<(Option<&str>, Option<&str>, Option<&str>)> = subtitles
+        .iter()
+        .map(|m| (attr(m, "LANGUAGE"), attr(m, "NAME"), attr(m, "FORCED")))
+        .collect();
+    assert_eq!(
+        described,
+        [
+            (Some("en"), Some("English"), None),
+            (Some("fr"), Some("French"), None),
+            (Some("de"), Some("German"), None),
+            (Some("es"), Some("Spanish (forced)"), Some("YES")),
+        ]
+    );
+
+    // The variant: what ffprobe finds in its segments is what CODECS, RESOLUTION and
+    // FRAME-RATE say.
+    let info = &master.info;
+    let variant = hls::resolve(&url, &master.variant);
+    let video = ffprobe(
+        &variant,
+        &[
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "stream=profile,level,width,height,r_frame_rate",
+            "-of",
+            "default=nw=1",
+        ],
+    );
+    let field = |name: &str| {
+        video
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {video}"))
+            .to_owned()
+    };
+    let level: u8 = field("level").parse().expect("a level");
+    let profile = match field("profile").as_str() {
+        "High" => "6400",
+        "Constrained Baseline" => "42c0",
+        other => panic!("profile {other}"),
+    };
+    assert_eq!(
+        attr(info, "CODECS"),
+        Some(format!("avc1.{profile}{level:02x},mp4a.40.2").as_str()),
+        "{video}"
+    );
+    assert_eq!(
+        attr(info, "RESOLUTION"),
+        Some(format!("{}x{}", field("width"), field("height")).as_str())
+    );
+    let rate: f64 = attr(info, "FRAME-RATE")
+        .expect("FRAME-RATE")
+        .parse()
+        .unwrap();
+    assert!((rate - 25.0).abs() < 0.001, "{info:?}");
+    assert_eq!(attr(info, "AUDIO"), Some("audio"));
+    assert_eq!(attr(info, "SUBTITLES"), Some("subs"));
+    let bandwidth: f64 = attr(info, "BANDWIDTH").unwrap().parse().unwrap();
+    let average: f64 = attr(info, "AVERAGE-BANDWIDTH").unwrap().parse().unwrap();
+    assert!(bandwidth >= average, "{info:?}");
+}
+
+#[test]
+fn ffmpeg_opens_every_rendition() {
+    let server = Server::start(media::tracks_root(), &[]);
+    for file in [media::FILM, media::TRANSCODED] {
+        let (url, master) = fetch_master(&server, file);
+        // The master as a whole: ffmpeg lists the variant's streams and every rendition's.
+        let streams = ffprobe(
+            &url,
+            &[
+                "-show_entries",
+                "stream=codec_type,codec_name,channels:stream_tags=language",
+                "-of",
+                "compact",
+            ],
+        );
+        // (ffmpeg 5.1 leaves subtitle renditions out of a master; each is opened below.)
+        for wanted in ["codec_name=h264", "language=fr"] {
+            assert!(
+                streams.contains(wanted),
+                "{file}: no {wanted} in\n{streams}"
+            );
+        }
+        for rendition in master.media.iter() {
+            let Some(uri) = attr(rendition, "URI") else {
+                continue;
+            };
+            let media_url = hls::resolve(&url, uri);
+            if attr(rendition, "TYPE") == Some("SUBTITLES") {
+                // ffmpeg cannot decode text to its null output: it reads the cues out instead.
+                let cues = ffmpeg_cues(&media_url);
+                assert!(!cues.is_empty(), "{file} {uri}: no cue");
+                continue;
+            }
+            let played =
+                tools::ffmpeg_play(&media_url).unwrap_or_else(|e| panic!("{file} {uri}: {e}"));
+            assert!(
+                (played.duration - media::SECONDS).abs() < 0.5,
+                "{file} {uri}: ffmpeg decoded {played:?}"
+            );
+        }
+        // The alternate French track: AAC, six channels when passed through, else stereo.
+        let french = hls::resolve(&url, attr(master.renditions("AUDIO")[1], "URI").unwrap());
+        let channels = ffprobe(
+            &french,
+            &[
+                "-show_entries",
+                "stream=codec_name,channels",
+                "-of",
+                "compact",
+            ],
+        );
+        assert!(
+            channels.contains("codec_name=aac|channels=6"),
+            "{file}: {channels}"
+        );
+    }
+}
+
+/// The time (PTS seconds) `url`'s first audio turns loud, by ffmpeg's silence detector.
+fn first_sound(url: &str) -> f64 {
+    let run = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-copyts", "-i", url])
+            .args(["-map", "0:a:0", "-af", "silencedetect=n=-30dB:d=0.05"])
+            .args(["-f", "null", "-"]),
+        CLIENT_TIMEOUT,
+    );
+    assert!(run.success(), "ffmpeg {url}: {}", run.describe());
+    run.stderr
+        .lines()
+        .find_map(|l| l.split("silence_end: ").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no sound found in {url}: {}", run.describe()))
+}
+
+/// The time (PTS seconds) of `url`'s first white picture.
+fn first_flash(url: &str) -> f64 {
+    let run = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-copyts", "-i", url])
+            .args([
+                "-map",
+                "0:v:0",
+                "-vf",
+                "signalstats,metadata=print:key=lavfi.signalstats.YAVG",
+            ])
+            .args(["-f", "null", "-"]),
+        CLIENT_TIMEOUT,
+    );
+    assert!(run.success(), "ffmpeg {url}: {}", run.describe());
+    let mut time = None;
+    for line in run.stderr.lines() {
+        if let Some(t) = line.split("pts_time:").nth(1) {
+            time = t
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok());
+        } else if let Some(y) = line.split("YAVG=").nth(1)
+            && y.trim().parse::<f64>().is_ok_and(|y| y > 200.0)
+        {
+            return time.expect("a frame time before its stats");
+        }
+    }
+    panic!("no white picture in {url}: {}", run.describe());
+}
+
+#[test]
+fn a_non_default_audio_track_keeps_sync_with_the_picture() {
+    let server = Server::start(media::tracks_root(), &[]);
+    for file in [media::FILM, media::TRANSCODED] {
+        let (url, master) = fetch_master(&server, file);
+        let video = hls::resolve(&url, &master.variant);
+        let french = hls::resolve(&url, attr(master.renditions("AUDIO")[1], "URI").unwrap());
+        let flash = first_flash(&video);
+        let own_sound = first_sound(&video);
+        let french_sound = first_sound(&french);
+        eprintln!(
+            "{file}: flash {flash:.3}, default track {own_sound:.3}, French {french_sound:.3}"
+        );
+        assert!(
+            (flash - PTS_BASE - media::FLASH_AT).abs() < 0.1,
+            "{file}: the flash at {flash}"
+        );
+        for (what, sound) in [("default", own_sound), ("French", french_sound)] {
+            assert!(
+                (sound - flash).abs() <= SYNC_TOLERANCE,
+                "{file}: {what} track sounds at {sound:.3}, picture flashes at {flash:.3}"
+            );
+        }
+    }
+}
+
+/// The cues ffmpeg reads from a subtitle rendition, as (start, end, text) in seconds of the
+/// WebVTT timeline.
+fn ffmpeg_cues(url: &str) -> Vec<(f64, f64, String)> {
+    let run = run_with_timeout(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-v", "error", "-i", url])
+            .args(["-f", "webvtt", "-"]),
+        CLIENT_TIMEOUT,
+    );
+    assert!(run.success(), "ffmpeg {url}: {}", run.describe());
+    let clock = |s: &str| -> f64 {
+        let parts: Vec<f64> = s.split(':').filter_map(|p| p.parse().ok()).collect();
+        parts.iter().fold(0.0, |acc, p| acc * 60.0 + p)
+    };
+    let mut cues = Vec::new();
+    let mut lines = run.stdout.lines().peekable();
+    while let Some(line) = lines.next() {
+        if let Some((from, to)) = line.split_once(" --> ") {
+            let mut text = Vec::new();
+            while let Some(next) = lines.next_if(|l| !l.trim().is_empty()) {
+                text.push(next);
+            }
+            let to = to.split_whitespace().next().unwrap_or(to);
+            cues.push((clock(from), clock(to), text.join("\n")));
+        }
+    }
+    cues
+}
+
+fn check_cues(what: &str, got: &[(f64, f64, String)], wanted: &[Line], offset: f64) {
+    let wanted_text = |t: &str| t.replace('&', "&amp;");
+    for (from, to, text) in wanted {
+        let found = got
+            .iter()
+            .find(|(_, _, t)| t == &wanted_text(text) || t.replace("&amp;", "&") == *text);
+        let Some((start, end, _)) = found else {
+            panic!("{what}: no cue {text:?} in {got:?}");
+        };
+        assert!(
+            (start - from - offset).abs() < 0.05 && (end - to - offset).abs() < 0.05,
+            "{what}: {text:?} at {start}..{end}, wanted {from}..{to} (+{offset})"
+        );
+    }
+}
+
+#[test]
+fn every_subtitle_rendition_has_its_cues_at_their_time() {
+    let server = Server::start(media::tracks_root(), &[]);
+    let (url, master) = fetch_master(&server, media::FILM);
+    let subtitles = master.renditions("SUBTITLES");
+    let expected: [&[Line]; 4] = [
+        &media::ENGLISH_LINES,
+        &media::FRENCH_LINES,
+        &media::GERMAN_LINES,
+        &media::SPANISH_LINES,
+    ];
+    for (rendition, lines) in subtitles.iter().zip(expected) {
+        let uri = attr(rendition, "URI").expect("a URI");
+        let playlist_url = hls::resolve(&url, uri);
+        let cues = ffmpeg_cues(&playlist_url);
+        // ffmpeg drops the repeat of a cue that crosses a segment boundary.
+        check_cues(uri, &cues, lines, 0.0);
+
+        // Straight from the server: every segment a WebVTT document mapped to the video's PTS,
+        // one per segment of the video.
+        let playlist = http::get_ok(&playlist_url, hls::PLAYLIST_MIME).expect("subtitle playlist");
+        let uris: Vec<String> = playlist
+            .text()
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        let video = hls::fetch(&url).expect("the video's playlist");
+        assert_eq!(uris.len(), video.segments.len(), "{uri}");
+        let mut seen = Vec::new();
+        for segment in &uris {
+            let text = http::get_ok(&hls::resolve(&playlist_url, segment), "text/vtt")
+                .expect("a WebVTT segment")
+                .utf8()
+                .expect("UTF-8")
+                .to_owned();
+            assert!(
+                text.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:324000000,LOCAL:00:00:00.000\n"),
+                "{uri} {segment}: {text}"
+            );
+            seen.push(text);
+        }
+        if lines == &media::ENGLISH_LINES[..] {
+            let across = seen
+                .iter()
+                .filter(|t| t.contains("Across a boundary"))
+                .count();
+            assert_eq!(across, 2, "a cue crossing a boundary is in both segments");
+            assert!(seen.concat().contains("Hello <i>there</i> &amp; you"));
+        }
+    }
+}
+
+#[test]
+fn mov_text_and_transcoded_films_have_subtitles_too() {
+    let server = Server::start(media::tracks_root(), &[]);
+    let (url, master) = fetch_master(&server, media::MOV_TEXT);
+    assert!(
+        master.renditions("AUDIO").is_empty(),
+        "one audio track: no group"
+    );
+    let subtitles = master.renditions("SUBTITLES");
+    assert_eq!(subtitles.len(), 1, "{master:?}");
+    assert_eq!(attr(subtitles[0], "LANGUAGE"), Some("en"));
+    // The file's title is no track's name.
+    assert_eq!(attr(subtitles[0], "NAME"), Some("English"));
+    let cues = ffmpeg_cues(&hls::resolve(&url, attr(subtitles[0], "URI").unwrap()));
+    check_cues("mov_text", &cues, &media::MOV_TEXT_LINES, 0.0);
+
+    let (url, master) = fetch_master(&server, media::TRANSCODED);
+    let german = master.renditions("SUBTITLES")[2];
+    let cues = ffmpeg_cues(&hls::resolve(&url, attr(german, "URI").unwrap()));
+    check_cues("Latin-1 sidecar", &cues, &media::GERMAN_LINES, 0.0);
+}
+
+#[test]
+fn a_track_nothing_can_read_does_not_stop_the_film() {
+    // GStreamer 1.22 has no reader for WebVTT in Matroska: the file still plays, without it.
+    let server = Server::start(media::tracks_root(), &[]);
+    let (url, master) = fetch_master(&server, media::WEBVTT_MKV);
+    assert!(master.renditions("SUBTITLES").is_empty(), "{master:?}");
+    let played = tools::ffmpeg_play(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert!((played.duration - media::SECONDS).abs() < 0.5, "{played:?}");
+}
