@@ -226,6 +226,42 @@ fn a_direct_stream_plays_to_its_end() {
     assert!(metrics.lines().any(|l| l.starts_with(&direct)), "{metrics}");
 }
 
+/// Tracks in hls.js: the audio menu switches to the French track mid-play (its first segment
+/// within a second, no stall), the subtitle menu shows the English cue at its time, and both
+/// choices hold after a reload.
+#[test]
+fn audio_and_subtitle_menus_switch_and_remember() {
+    use support::tracks_media as tracks;
+    let server = Server::start(tracks::tracks_root(), &FAST);
+    let (cue_at, _, cue_text) = tracks::ENGLISH_LINES[2];
+    let options = format!(
+        r#"{{"chromium":"$CHROMIUM","watchPath":"/watch/{}","audioTracks":2,"subtitleTracks":4,"cueAt":{cue_at}}}"#,
+        tracks::FILM
+    );
+    let result = scenario("tracks", &base(&server), &options);
+    eprintln!("tracks: {result}");
+    let first_segment = number(&result, "firstSegmentMs");
+    assert!(first_segment <= 1000.0, "{result}");
+    assert_eq!(
+        number(&result, "waits"),
+        0.0,
+        "a stall after the switch: {result}"
+    );
+    assert!(
+        result.contains(&format!("\"cues\":[\"{cue_text}\"]")),
+        "{result}"
+    );
+    assert!(result.contains("\"early\":null"), "{result}");
+    let cue_time = number(&result, "time");
+    assert!((cue_at..cue_at + 0.5).contains(&cue_time), "{result}");
+    assert!(
+        result.contains(
+            r#""remembered":{"audio":"1","subtitles":"0","audioTrack":1,"subtitleTrack":0}"#
+        ),
+        "{result}"
+    );
+}
+
 #[test]
 fn another_origin_plays_the_stream() {
     let server = Server::start(media_root(), &FAST);

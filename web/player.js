@@ -113,7 +113,14 @@
   }
 
   function playWithHlsJs() {
+    // hls.js picks the remembered languages itself as it loads the master playlist.
+    var selection = function (want) {
+      if (!want || want.off) return undefined;
+      return want.lang ? { lang: want.lang } : want.name ? { name: want.name } : undefined;
+    };
     var hls = new Hls({
+      audioPreference: selection(remembered('audio')),
+      subtitlePreference: selection(remembered('subtitles')),
       // Start at the beginning even while an EVENT playlist still grows.
       startPosition: 0,
       // hlss may wait up to 30 s for a segment it is still making (a seek starts a new transcode).
@@ -167,8 +174,8 @@
       var tracks = subtitleList();
       var pick = preferred('subtitles', tracks);
       hls.subtitleDisplay = true;
-      if (pick !== null) hls.subtitleTrack = pick;
-      fillMenu(subtitleMenu, tracks, hls.subtitleTrack, true);
+      if (pick !== null && pick !== hls.subtitleTrack) hls.subtitleTrack = pick;
+      fillMenu(subtitleMenu, tracks, pick !== null ? pick : hls.subtitleTrack, true);
       state.subtitleTracks = tracks;
     });
     hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, function (_name, event) {

@@ -7,6 +7,8 @@
 //   cors   - a page on another origin plays the playlist with hls.js served by hlss
 //   end    - open a file's player page, play, seek to some seconds before the end and play
 //            until the video element says it ended
+//   tracks - open a film's player page, switch to its second audio track mid-play through the
+//            menu, turn subtitles on, read the cue shown at its time, reload: choices remembered
 // Prints "RESULT {json}" on success; exits 1 with a reason otherwise.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
@@ -322,8 +324,97 @@ async function end() {
   };
 }
 
+/** Texts of the cues showing now, in the video's showing text track. */
+async function shownCues() {
+  return page.evaluate(() => {
+    const video = document.getElementById('video');
+    const showing = Array.from(video.textTracks).find((t) => t.mode === 'showing');
+    if (!showing || !showing.activeCues) return null;
+    return Array.from(showing.activeCues).map((c) => c.text);
+  });
+}
+
+async function tracks() {
+  // Responses for the alternate audio rendition's segments, with when they ended.
+  const audioSegments = [];
+  page.on('requestfinished', (r) => {
+    if (/\/audio\d+-\d+\.ts/.test(r.url())) audioSegments.push({ url: r.url(), at: Date.now() });
+  });
+  await page.goto(base + options.watchPath, { waitUntil: 'load' });
+  await playPast(2, 40_000);
+  const menus = await page.evaluate(() => ({
+    audio: Array.from(document.querySelectorAll('#audio-track option')).map((o) => o.textContent),
+    subtitles: Array.from(document.querySelectorAll('#subtitle-track option')).map((o) => o.textContent),
+    audioHidden: document.getElementById('audio-track').parentNode.hidden,
+  }));
+  check(!menus.audioHidden && menus.audio.length === options.audioTracks,
+    `audio menu ${JSON.stringify(menus)}`);
+  check(menus.subtitles.length === options.subtitleTracks + 1, `subtitle menu ${JSON.stringify(menus)}`);
+
+  // Mid-play, a person picks the second audio track.
+  await page.evaluate(() => {
+    window.hlssWaits = 0;
+    document.getElementById('video').addEventListener('waiting', () => { window.hlssWaits += 1; });
+  });
+  const switchedAt = Date.now();
+  const switchedFrom = (await playerState()).currentTime;
+  await page.selectOption('#audio-track', '1');
+  await page.waitForFunction(() => window.hlssPlayer.audioTrack === 1, null, { timeout: 10_000 });
+  const after = await playPast(switchedFrom + 3, 30_000);
+  check(audioSegments.length > 0, 'no segment of the second audio track was fetched');
+  const firstSegmentMs = audioSegments[0].at - switchedAt;
+  const waits = await page.evaluate(() => window.hlssWaits);
+
+  // Subtitles on, then the cue due at options.cueAt must show then, and not before.
+  await page.selectOption('#subtitle-track', '0');
+  const cueAt = options.cueAt;
+  await page.evaluate((t) => { document.getElementById('video').currentTime = t; }, cueAt - 1.5);
+  let early = null;
+  let shown = null;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const state = await playerState();
+    check(!state.fatal, `player failed: ${state.fatal}`);
+    const cues = await shownCues();
+    if (cues && cues.length) {
+      shown = { time: state.currentTime, cues };
+      break;
+    }
+    if (state.currentTime > cueAt + 1.5) break;
+    check(Date.now() < deadline, `no cue by ${JSON.stringify(state)}`);
+    await page.waitForTimeout(50);
+  }
+  check(shown !== null, `no cue shown around ${cueAt} s`);
+  if (shown.time < cueAt - 0.3) early = shown;
+
+  // The choices outlive the page.
+  await page.reload({ waitUntil: 'load' });
+  await playPast(1, 40_000);
+  for (const [what, want] of [['audioTrack', 1], ['subtitleTrack', 0]]) {
+    await page.waitForFunction(([w, v]) => window.hlssPlayer[w] === v, [what, want],
+      { timeout: 10_000 }).catch(() => {});
+  }
+  const remembered = await page.evaluate(() => ({
+    audio: document.getElementById('audio-track').value,
+    subtitles: document.getElementById('subtitle-track').value,
+    audioTrack: window.hlssPlayer.audioTrack,
+    subtitleTrack: window.hlssPlayer.subtitleTrack,
+  }));
+  return {
+    menus,
+    firstSegmentMs,
+    waits,
+    reached: after.currentTime,
+    switchedFrom,
+    cue: shown,
+    early,
+    remembered,
+    warnings: after.warnings,
+  };
+}
+
 try {
-  const scenarios = { index, seek, seeks, cors, end };
+  const scenarios = { index, seek, seeks, cors, end, tracks };
   check(scenarios[scenario], `unknown scenario ${scenario}`);
   const result = await scenarios[scenario]();
   console.log('RESULT ' + JSON.stringify(result));
