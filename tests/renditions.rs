@@ -49,11 +49,9 @@ fn the_master_playlist_offers_every_track() {
     assert_eq!(attr(audio[0], "LANGUAGE"), Some("en"));
     assert_eq!(attr(audio[0], "NAME"), Some("English"));
     assert_eq!(attr(audio[0], "DEFAULT"), Some("YES"));
-    assert_eq!(
-        attr(audio[0], "URI"),
-        None,
-        "the default is the variant's own sound"
-    );
+    // Every track is fetched on its own, the default too: the variant is the picture alone, so
+    // that every client can switch away from the default.
+    assert!(attr(audio[0], "URI").is_some_and(|u| u.starts_with("audio0.m3u8")));
     assert_eq!(attr(audio[0], "CHANNELS"), Some("2"));
     assert_eq!(attr(audio[1], "LANGUAGE"), Some("fr"));
     assert_eq!(attr(audio[1], "NAME"), Some(media::FRENCH_TITLE));
@@ -238,10 +236,11 @@ fn a_non_default_audio_track_keeps_sync_with_the_picture() {
     for file in [media::FILM, media::TRANSCODED] {
         let (url, master) = fetch_master(&server, file);
         let video = hls::resolve(&url, &master.variant);
-        let french = hls::resolve(&url, attr(master.renditions("AUDIO")[1], "URI").unwrap());
+        let audio = master.renditions("AUDIO");
+        let track = |n: usize| hls::resolve(&url, attr(audio[n], "URI").unwrap());
         let flash = first_flash(&video);
-        let own_sound = first_sound(&video);
-        let french_sound = first_sound(&french);
+        let own_sound = first_sound(&track(0));
+        let french_sound = first_sound(&track(1));
         eprintln!(
             "{file}: flash {flash:.3}, default track {own_sound:.3}, French {french_sound:.3}"
         );
@@ -386,4 +385,165 @@ fn a_track_nothing_can_read_does_not_stop_the_film() {
     assert!(master.renditions("SUBTITLES").is_empty(), "{master:?}");
     let played = tools::ffmpeg_play(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
     assert!((played.duration - media::SECONDS).abs() < 0.5, "{played:?}");
+}
+
+/// What GStreamer's HLS client played after a stream selection.
+#[derive(Debug, Default)]
+struct GstTracks {
+    /// The stream ids offered, with their language tag.
+    offered: Vec<(String, gst::StreamType, Option<String>)>,
+    audio_channels: Option<i32>,
+    /// The stream ids playbin3 said it selected, last time.
+    selected: Vec<String>,
+    /// Subtitle texts and their running times, seconds.
+    texts: Vec<(f64, String)>,
+    eos: bool,
+}
+
+/// Plays `url` with playbin3 (GStreamer's HLS client, hlsdemux2), choosing from the stream
+/// collection the video, the audio in `audio_language` and the subtitles in `text_language`.
+fn gst_play_tracks(url: &str, audio_language: &str, text_language: &str) -> GstTracks {
+    use gst::prelude::*;
+    use std::sync::{Arc, Mutex};
+
+    gst::init().expect("GStreamer");
+    let playbin = gst::ElementFactory::make("playbin3")
+        .property("uri", url)
+        .build()
+        .expect("playbin3");
+    let played = Arc::new(Mutex::new(GstTracks::default()));
+    let fakesink = || {
+        gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+            .unwrap()
+    };
+    let audio = gst_app::AppSink::builder().sync(false).build();
+    let on_audio = played.clone();
+    audio.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let channels = sample
+                    .caps()
+                    .and_then(|c| c.structure(0)?.get::<i32>("channels").ok());
+                on_audio.lock().unwrap().audio_channels = channels;
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let text = gst_app::AppSink::builder().sync(false).build();
+    let on_text = played.clone();
+    text.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let (Some(buffer), Some(segment)) = (sample.buffer(), sample.segment()) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
+                let time = segment
+                    .downcast_ref::<gst::ClockTime>()
+                    .and_then(|s| s.to_stream_time(buffer.pts()?))
+                    .map_or(-1.0, |t| t.nseconds() as f64 / 1e9);
+                if let Ok(map) = buffer.map_readable() {
+                    let text = String::from_utf8_lossy(map.as_slice()).into_owned();
+                    on_text.lock().unwrap().texts.push((time, text));
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    playbin.set_property("video-sink", fakesink());
+    playbin.set_property("audio-sink", &audio);
+    playbin.set_property("text-sink", &text);
+    let bus = playbin.bus().unwrap();
+    playbin.set_state(gst::State::Playing).expect("playing");
+    let deadline = std::time::Instant::now() + CLIENT_TIMEOUT;
+    let mut wanted: Vec<String> = Vec::new();
+    let mut reselections = 0;
+    while std::time::Instant::now() < deadline {
+        let Some(message) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+            continue;
+        };
+        match message.view() {
+            gst::MessageView::StreamCollection(collection) => {
+                let collection = collection.stream_collection();
+                let mut chosen = Vec::new();
+                let mut offered = Vec::new();
+                for stream in collection.iter() {
+                    let id = stream
+                        .stream_id()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    let language = stream.tags().and_then(|t| {
+                        t.get::<gst::tags::LanguageCode>()
+                            .map(|l| l.get().to_owned())
+                    });
+                    let kind = stream.stream_type();
+                    let wanted = if kind.contains(gst::StreamType::VIDEO) {
+                        true
+                    } else if kind.contains(gst::StreamType::AUDIO) {
+                        language.as_deref() == Some(audio_language)
+                    } else if kind.contains(gst::StreamType::TEXT) {
+                        language.as_deref() == Some(text_language)
+                    } else {
+                        false
+                    };
+                    if wanted {
+                        chosen.push(id.clone());
+                    }
+                    offered.push((id, kind, language));
+                }
+                played.lock().unwrap().offered = offered;
+                let ids: Vec<&str> = chosen.iter().map(String::as_str).collect();
+                playbin.send_event(gst::event::SelectStreams::new(ids));
+                wanted = chosen;
+            }
+            gst::MessageView::StreamsSelected(selected) => {
+                let mut now: Vec<String> = selected
+                    .streams()
+                    .filter_map(|s| s.stream_id().map(|id| id.to_string()))
+                    .collect();
+                // A selection made before the demuxer had its tracks is replaced by its
+                // default one: ask again once it has.
+                let mut asked = wanted.clone();
+                asked.sort();
+                now.sort();
+                if now != asked && reselections < 3 {
+                    reselections += 1;
+                    let ids: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                    playbin.send_event(gst::event::SelectStreams::new(ids));
+                }
+                played.lock().unwrap().selected = now;
+            }
+            gst::MessageView::Eos(_) => {
+                played.lock().unwrap().eos = true;
+                break;
+            }
+            gst::MessageView::Error(err) => {
+                let _ = playbin.set_state(gst::State::Null);
+                panic!("GStreamer: {} ({:?})", err.error(), err.debug());
+            }
+            _ => {}
+        }
+    }
+    let _ = playbin.set_state(gst::State::Null);
+    std::mem::take(&mut *played.lock().unwrap())
+}
+
+#[test]
+fn gstreamers_client_switches_audio_and_shows_subtitles() {
+    let server = Server::start(media::tracks_root(), &[]);
+    let (url, _) = fetch_master(&server, media::FILM);
+    let french = gst_play_tracks(&url, "fr", "en");
+    eprintln!("GStreamer: {french:?}");
+    let log = server.stderr_text();
+    eprintln!("audio1 requests: {}", log.matches("audio1").count());
+    assert!(french.eos, "{french:?}");
+    // The French track is AAC 5.1 passed through; the English one is stereo.
+    assert_eq!(french.audio_channels, Some(6), "{french:?}");
+    let (_, _, text) = media::ENGLISH_LINES[2];
+    let found = french.texts.iter().find(|(_, t)| t.contains(text));
+    let (at, _) = found.unwrap_or_else(|| panic!("no {text:?} in {french:?}"));
+    assert!(at.is_finite(), "{french:?}");
 }

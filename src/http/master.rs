@@ -35,7 +35,7 @@ pub fn render(opening: &Opening, settings: &EncoderSettings, session: Option<Ses
     } else {
         Vec::new()
     };
-    let mut variant = variant(opening, settings, !audio.is_empty());
+    let mut variant = variant(opening, settings);
     variant.uri = format!("{}{query}", Leaf::Playlist(Media::Main).name());
     variant.audio = (!audio.is_empty()).then(|| AUDIO_GROUP.to_owned());
     variant.subtitles = (!subtitles.is_empty()).then(|| SUBTITLE_GROUP.to_owned());
@@ -53,7 +53,7 @@ pub fn render(opening: &Opening, settings: &EncoderSettings, session: Option<Ses
 }
 
 /// The variant's codecs, size, rate and bit rates.
-fn variant(opening: &Opening, settings: &EncoderSettings, alternate_audio: bool) -> VariantStream {
+fn variant(opening: &Opening, settings: &EncoderSettings) -> VariantStream {
     let probe = opening.probe.as_ref();
     let has_audio = probe.is_none_or(|p| p.codecs.audio.is_some());
     let source_video = probe.and_then(|p| p.codecs.video.as_ref());
@@ -101,19 +101,13 @@ fn variant(opening: &Opening, settings: &EncoderSettings, alternate_audio: bool)
             )
         }
     };
-    // An alternate rendition is fetched beside the variant's own sound.
-    let extra = if alternate_audio {
-        audio_bps * TS_OVERHEAD
-    } else {
-        0.0
-    };
     let codecs: Vec<String> = video_codec
         .into_iter()
         .chain(has_audio.then(|| "mp4a.40.2".to_owned()))
         .collect();
     VariantStream {
-        bandwidth: (peak + extra).ceil() as u64,
-        average_bandwidth: Some((average + extra).ceil() as u64),
+        bandwidth: peak.ceil() as u64,
+        average_bandwidth: Some(average.ceil() as u64),
         codecs: (!codecs.is_empty()).then(|| codecs.join(",")),
         resolution: resolution.map(|(width, height)| Resolution {
             width: u64::from(width),
@@ -129,8 +123,8 @@ fn avc1(bytes: [u8; 3]) -> String {
     format!("avc1.{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2])
 }
 
-/// One EXT-X-MEDIA per audio track when a file has several; the first is the variant's own
-/// sound (no URI: RFC 8216 says it is then in the variant), the others are fetched on their own.
+/// One EXT-X-MEDIA per audio track when a file has several, each fetched on its own beside the
+/// variant's picture (see `Opening::audio_renditions`).
 fn audio_renditions(
     opening: &Opening,
     settings: &EncoderSettings,
@@ -156,7 +150,7 @@ fn audio_renditions(
             };
             AlternativeMedia {
                 media_type: AlternativeMediaType::Audio,
-                uri: (n > 0).then(|| format!("{}{query}", Leaf::Playlist(Media::Audio(n)).name())),
+                uri: Some(format!("{}{query}", Leaf::Playlist(Media::Audio(n)).name())),
                 group_id: AUDIO_GROUP.to_owned(),
                 language: language.map(|l| l.tag),
                 name: names.unique(name),

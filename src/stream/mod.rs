@@ -142,6 +142,9 @@ pub enum Subtitles {
 impl Opening {
     /// The audio tracks offered as renditions: every one, when there are several and the
     /// playlist is complete (VOD); none otherwise (the main rendition's own sound is all).
+    /// With renditions the main rendition is the picture alone: a variant whose own sound is
+    /// one of the tracks cannot be switched away from in every client (GStreamer's hlsdemux2
+    /// keeps playing a variant's muxed sound whatever is selected).
     pub fn audio_renditions(&self) -> &[transcode::AudioTrack] {
         match &self.probe {
             Some(probe) if self.plan.is_vod() && probe.tracks.audio.len() > 1 => {
@@ -153,18 +156,7 @@ impl Opening {
 
     /// Whether alternate audio rendition `n` passes the source's AAC through (else it is
     /// encoded to stereo AAC).
-    /// The first is the main rendition's own sound: it passes when the main stream is direct
-    /// and passes its audio.
     pub fn audio_passes(&self, n: usize, settings: &EncoderSettings) -> bool {
-        if n == 0 {
-            return matches!(
-                self.delivery,
-                Delivery::Direct {
-                    audio: DirectAudio::Pass,
-                    ..
-                }
-            );
-        }
         self.audio_renditions()
             .get(n)
             .is_some_and(|t| t.codec.aac_lc && settings.direct_max_segment.is_some())
@@ -394,12 +386,9 @@ fn run_kind(part: &Part, opening: Option<&Opening>, settings: &EncoderSettings) 
         .unwrap_or_default();
     match part {
         Part::Main => {
-            // Several tracks: the default is chosen by its id, so the main rendition plays the
-            // one the master playlist says it does.
             let pick = transcode::Pick {
-                audio: (tracks.len() > 1)
-                    .then(|| tracks.first().map(|t| t.stream_id.clone()))
-                    .flatten(),
+                audio: None,
+                without_audio: opening.is_some_and(|o| !o.audio_renditions().is_empty()),
                 cuts: None,
                 h264_level: opening
                     .and_then(|o| encoded_video(o, settings))
@@ -421,6 +410,7 @@ fn run_kind(part: &Part, opening: Option<&Opening>, settings: &EncoderSettings) 
             let plan = opening.map(|o| &o.plan);
             let pick = transcode::Pick {
                 audio: track.map(|t| t.stream_id.clone()),
+                without_audio: false,
                 cuts: plan.and_then(Plan::cut_points),
                 h264_level: None,
             };

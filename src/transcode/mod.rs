@@ -109,6 +109,8 @@ enum Mode {
 pub struct Pick {
     /// The stream id of the audio track to play (the Discoverer's); `None`: the first.
     pub audio: Option<String>,
+    /// The picture alone: the sound comes in renditions of its own.
+    pub without_audio: bool,
     /// Where segments start, as media time after the plan's origin, when they are not on the
     /// even grid (an audio rendition of a direct stream cuts where the video's keyframes are).
     pub cuts: Option<Arc<[Duration]>>,

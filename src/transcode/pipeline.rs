@@ -48,6 +48,7 @@ pub(super) fn build(
         settings: settings.clone(),
         mode,
         audio: pick.audio.clone(),
+        without_audio: pick.without_audio,
         h264_level: pick.h264_level,
         timeline,
     };
@@ -94,6 +95,7 @@ struct Branch {
     mode: Mode,
     /// The stream id of the audio track to play; `None`: the first.
     audio: Option<String>,
+    without_audio: bool,
     h264_level: Option<u8>,
     timeline: Arc<Timeline>,
 }
@@ -255,10 +257,11 @@ fn link_decoded(
     let audio_only = matches!(branch.mode, Mode::Audio { .. });
     // The chosen audio track by its stream id (decodebin may expose another first); the first
     // audio pad when none is chosen.
-    let chosen = match &branch.audio {
-        Some(wanted) => pad.stream_id().is_some_and(|id| id.as_str() == wanted),
-        None => true,
-    };
+    let chosen = !branch.without_audio
+        && match &branch.audio {
+            Some(wanted) => pad.stream_id().is_some_and(|id| id.as_str() == wanted),
+            None => true,
+        };
     let mut linked = linked.lock();
     let sink = if media.starts_with("video/") && !linked.video && !audio_only {
         linked.video = true;

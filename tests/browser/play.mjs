@@ -335,10 +335,10 @@ async function shownCues() {
 }
 
 async function tracks() {
-  // Responses for the alternate audio rendition's segments, with when they ended.
+  // Responses for the second audio rendition's segments, with when they ended.
   const audioSegments = [];
   page.on('requestfinished', (r) => {
-    if (/\/audio\d+-\d+\.ts/.test(r.url())) audioSegments.push({ url: r.url(), at: Date.now() });
+    if (/\/audio1-\d+\.ts/.test(r.url())) audioSegments.push({ url: r.url(), at: Date.now() });
   });
   await page.goto(base + options.watchPath, { waitUntil: 'load' });
   await playPast(2, 40_000);
@@ -361,8 +361,11 @@ async function tracks() {
   await page.selectOption('#audio-track', '1');
   await page.waitForFunction(() => window.hlssPlayer.audioTrack === 1, null, { timeout: 10_000 });
   const after = await playPast(switchedFrom + 3, 30_000);
-  check(audioSegments.length > 0, 'no segment of the second audio track was fetched');
-  const firstSegmentMs = audioSegments[0].at - switchedAt;
+  const afterSwitch = audioSegments.filter((r) => r.at >= switchedAt);
+  check(afterSwitch.length > 0, 'no segment of the second audio track was fetched');
+  check(afterSwitch.length === audioSegments.length,
+    `the second track was fetched before anyone chose it: ${JSON.stringify(audioSegments)}`);
+  const firstSegmentMs = afterSwitch[0].at - switchedAt;
   const waits = await page.evaluate(() => window.hlssWaits);
 
   // Subtitles on, then the cue due at options.cueAt must show then, and not before.
