@@ -70,11 +70,12 @@ test: lint
 # `make fuzz` runs every target for FUZZ_SECONDS; `make fuzz-smoke` for 60 s each and skips (exit 0)
 # when cargo-fuzz cannot be installed. Findings land in fuzz/artifacts/<target>/; copy them into
 # tests/corpus/segmenter/ or tests/corpus/index/ (see their READMEs) so the replay tests keep them fixed.
-FUZZ_TARGETS := raw structured index
+FUZZ_TARGETS := raw structured index subtitles
 # Seeds besides each target's own growing corpus: the committed streams suit the raw target.
 FUZZ_SEEDS_raw := ../tests/corpus/segmenter
 FUZZ_SEEDS_structured :=
 FUZZ_SEEDS_index := ../tests/corpus/index
+FUZZ_SEEDS_subtitles :=
 # libFuzzer flags: a slow input (a loop without progress) counts as a finding. HLSS_NO_NPM: the
 # targets need no embedded hls.js, so the fuzz build skips fetching it.
 FUZZ_FLAGS := -timeout=10 -rss_limit_mb=2048

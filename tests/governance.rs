@@ -22,7 +22,7 @@ fn playlist_path(rel: &str) -> String {
                 .collect()
         })
         .collect();
-    format!("/hls/{}/index.m3u8", encoded.join("/"))
+    format!("/hls/{}/video.m3u8", encoded.join("/"))
 }
 
 /// Reads one sample from `/metrics`: `name` with an optional `{labels}` suffix.
@@ -90,7 +90,7 @@ fn an_idle_stream_is_closed_and_its_memory_freed() {
         .find(|l| l.starts_with("0.ts"))
         .expect("segment 0 listed")
         .to_owned();
-    let base = path.trim_end_matches("index.m3u8");
+    let base = path.trim_end_matches("video.m3u8");
     assert_eq!(
         http::get(&server.url(&format!("{base}{first}"))).status,
         200
@@ -256,11 +256,11 @@ fn a_new_stream_waits_for_a_quiet_streams_transcode() {
             "240",
         ],
     );
-    assert_eq!(http::get(&server.url("/hls/a.mp4/index.m3u8")).status, 200);
+    assert_eq!(http::get(&server.url("/hls/a.mp4/video.m3u8")).status, 200);
     assert_eq!(http::get(&server.url("/hls/a.mp4/0.ts")).status, 200);
     // The viewer of a.mp4 clicks on to b.mp4: b waits for a's place instead of a 503.
     let started = Instant::now();
-    let b = http::get(&server.url("/hls/b.mp4/index.m3u8"));
+    let b = http::get(&server.url("/hls/b.mp4/video.m3u8"));
     let waited = started.elapsed();
     assert_eq!(b.status, 200, "after {waited:?}: {}", b.text());
     assert!(
@@ -289,10 +289,10 @@ fn metrics_parse_with_the_prometheus_parser() {
     let server = Server::start(media_root(), &[]);
     let path = playlist_path(media::MP4.rel);
     assert_eq!(http::get(&server.url(&path)).status, 200);
-    let base = path.trim_end_matches("index.m3u8");
+    let base = path.trim_end_matches("video.m3u8");
     assert_eq!(http::get(&server.url(&format!("{base}0.ts"))).status, 200);
     assert_eq!(
-        http::get(&server.url("/hls/missing.mp4/index.m3u8")).status,
+        http::get(&server.url("/hls/missing.mp4/video.m3u8")).status,
         404
     );
     let text = http::get(&server.url("/metrics")).text();
@@ -366,7 +366,7 @@ fn a_replaced_file_is_reopened() {
         dir.path(),
         &["--preset", "ultrafast", "--max-height", "240"],
     );
-    let url = server.url("/hls/x.mp4/index.m3u8");
+    let url = server.url("/hls/x.mp4/video.m3u8");
     let count = |text: &str| text.lines().filter(|l| l.starts_with("#EXTINF")).count();
     let before = count(&http::get(&url).text());
     assert_eq!(before, 3, "a 6 s clip in 2 s segments");

@@ -547,3 +547,27 @@ fn gstreamers_client_switches_audio_and_shows_subtitles() {
     let (at, _) = found.unwrap_or_else(|| panic!("no {text:?} in {french:?}"));
     assert!(at.is_finite(), "{french:?}");
 }
+
+#[test]
+fn the_listing_shows_each_films_languages() {
+    let server = Server::start(media::tracks_root(), &[]);
+    let page = http::get(&server.url("/")).text();
+    let row = |file: &str| {
+        page.lines()
+            .find(|l| l.contains(&format!(">{file}</a>")))
+            .unwrap_or_else(|| panic!("no row for {file} in {page}"))
+            .to_owned()
+    };
+    // Matroska track headers, then the sidecar files.
+    assert!(
+        row(media::FILM).contains("audio en, fr \u{b7} subtitles en, fr, de, es"),
+        "{}",
+        row(media::FILM)
+    );
+    // MP4 track headers: one audio track (not worth showing) and mov_text.
+    assert!(
+        row(media::MOV_TEXT).contains(">subtitles en<"),
+        "{}",
+        row(media::MOV_TEXT)
+    );
+}

@@ -1,4 +1,4 @@
-//! Fuzz target: arbitrary bytes through the keyframe index, as MP4 and as Matroska, with tight limits.
+//! Fuzz target: arbitrary bytes through the keyframe index (as MP4 and as Matroska) and the track labels, with tight limits.
 #![no_main]
 
 use std::io::Cursor;
@@ -34,5 +34,9 @@ fuzz_target!(|data: &[u8]| {
     check(index::index_reader(Cursor::new(data), &limits));
     for container in [Container::Mp4, Container::Matroska] {
         check(index::index_reader_as(container, Cursor::new(data), &limits));
+    }
+    // Track labels (languages for listings) read the same headers another way.
+    if let Ok(labels) = index::track_labels_reader(Cursor::new(data), &limits) {
+        assert!(labels.len() <= 1 << 16);
     }
 });

@@ -42,6 +42,10 @@ pub(super) async fn answer(
         Leaf::Playlist(Media::Main) => {
             let session = main.open_playlist(request.session, request.client).await?;
             let text = playlist::render(&main.snapshot(), Some(session));
+            // A client may start here rather than at the master playlist.
+            if opened.created {
+                app.stats.first_playlist(started.elapsed());
+            }
             Ok(reply(PLAYLIST, "no-cache", text))
         }
         Leaf::Segment(Media::Main, k) => {

@@ -167,10 +167,11 @@ fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpE
             .unwrap_or_default());
     }
     let title = app.library.title();
+    let languages = app.library.languages(rel, &entries);
     Ok(reply(
         "text/html; charset=utf-8",
         "no-cache",
-        pages::folder(&title, rel, &entries),
+        pages::folder(&title, rel, &entries, &languages),
     ))
 }
 

@@ -2,6 +2,7 @@
 
 use std::fmt::Write;
 
+use crate::library::tracks::Languages;
 use crate::library::{Entry, EntryKind, RelPath};
 
 use super::urls;
@@ -42,10 +43,34 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margi
 h1{font-size:1.3rem;word-break:break-all}table{border-collapse:collapse;width:100%}\
 td{padding:.35rem .5rem;border-bottom:1px solid #eee}td.size{text-align:right;color:#666;white-space:nowrap}\
 a{text-decoration:none}a:hover{text-decoration:underline}.empty{color:#666}\
-a.m3u8{font-size:.8rem;color:#666;margin-left:.6rem}";
+a.m3u8{font-size:.8rem;color:#666;margin-left:.6rem}.langs{font-size:.8rem;color:#666;margin-left:.6rem}";
+
+/// A file's languages in a listing: `audio en, fr · subtitles en, de`.
+fn languages_html(languages: &Languages) -> String {
+    let mut parts = Vec::new();
+    // One audio language alone is the usual case and says little; several are worth a look.
+    if languages.audio.len() > 1 {
+        parts.push(format!("audio {}", languages.audio.join(", ")));
+    }
+    if !languages.subtitles.is_empty() {
+        parts.push(format!("subtitles {}", languages.subtitles.join(", ")));
+    }
+    if parts.is_empty() {
+        return String::new();
+    }
+    format!(
+        " <span class=\"langs\">{}</span>",
+        escape(&parts.join(" \u{b7} "))
+    )
+}
 
 /// The listing of folder `rel` within the library described by `title`.
-pub fn folder(title: &str, rel: &RelPath, entries: &[Entry]) -> String {
+pub fn folder(
+    title: &str,
+    rel: &RelPath,
+    entries: &[Entry],
+    languages: &[Option<Languages>],
+) -> String {
     let heading = if rel.is_root() {
         escape(title)
     } else {
@@ -63,8 +88,13 @@ pub fn folder(title: &str, rel: &RelPath, entries: &[Entry]) -> String {
             urls::folder(&parent)
         );
     }
-    for entry in entries {
+    for (i, entry) in entries.iter().enumerate() {
         let child = rel.join(&entry.name);
+        let langs = languages
+            .get(i)
+            .and_then(Option::as_ref)
+            .map(languages_html)
+            .unwrap_or_default();
         let name = escape(&entry.name);
         let _ = match entry.kind {
             EntryKind::Folder => writeln!(
@@ -76,7 +106,7 @@ pub fn folder(title: &str, rel: &RelPath, entries: &[Entry]) -> String {
             EntryKind::Media { size } => writeln!(
                 html,
                 "<tr><td>&#127902; <a href=\"{}\">{name}</a> <a class=\"m3u8\" href=\"{}\" \
-                 title=\"HLS playlist of {name}\">playlist</a></td><td class=\"size\">{}</td></tr>",
+                 title=\"HLS playlist of {name}\">playlist</a>{langs}</td><td class=\"size\">{}</td></tr>",
                 urls::watch(&child),
                 urls::playlist(&child),
                 size.map(human_size).unwrap_or_default()
@@ -110,7 +140,20 @@ mod tests {
                 kind: EntryKind::Media { size: Some(1536) },
             },
         ];
-        let html = folder("Videos", &RelPath::parse("sub").unwrap(), &entries);
+        let languages = [
+            None,
+            Some(Languages {
+                audio: vec!["en".into(), "fr".into()],
+                subtitles: vec!["de".into()],
+            }),
+        ];
+        let html = folder(
+            "Videos",
+            &RelPath::parse("sub").unwrap(),
+            &entries,
+            &languages,
+        );
+        assert!(html.contains("<span class=\"langs\">audio en, fr \u{b7} subtitles de</span>"));
         assert!(html.contains("it&#39;s &lt;a&gt; &quot;clip&quot;.mp4"));
         assert!(!html.contains("<a>"));
         assert!(html.contains("href=\"/hls/sub/it%27s%20%3Ca%3E%20%22clip%22.mp4/index.m3u8\""));

@@ -5,6 +5,7 @@ pub mod language;
 mod listing;
 mod path;
 pub mod sidecar;
+pub mod tracks;
 
 use std::path::{Path, PathBuf};
 
@@ -117,6 +118,43 @@ impl Library {
             }]),
             Library::File { .. } | Library::Demo => Err(LibraryError::NotFound),
         }
+    }
+
+    /// The languages of the media `entries` of folder `rel` (as [`Library::list`] gave them),
+    /// aligned with them: `None` for folders, for files past [`tracks::MAX_FILES`] and outside a
+    /// folder library.
+    pub fn languages(&self, rel: &RelPath, entries: &[Entry]) -> Vec<Option<tracks::Languages>> {
+        let dir = match self {
+            Library::Folder { root } => confine(root, rel),
+            Library::File { path, .. } => path.parent().map(Path::to_path_buf),
+            Library::Demo => None,
+        };
+        let Some(dir) = dir else {
+            return vec![None; entries.len()];
+        };
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .map(|items| {
+                items
+                    .filter_map(|i| i.ok()?.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut budget = tracks::MAX_FILES;
+        entries
+            .iter()
+            .map(|entry| match entry.kind {
+                EntryKind::Media { .. } if budget > 0 => {
+                    budget -= 1;
+                    // Entries come from listing this folder: their names are safe to join.
+                    Some(tracks::languages(
+                        &dir.join(&entry.name),
+                        &entry.name,
+                        &names,
+                    ))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The playable source that `rel` names.

@@ -57,6 +57,26 @@ pub fn find(media: &Path) -> Vec<Sidecar> {
     found.into_iter().map(|(_, sidecar)| sidecar).collect()
 }
 
+/// The languages of the sidecars among `names` (a folder's file names) of the media file named
+/// `media`, in name order, without repeats; a sidecar without a language counts as `None`.
+pub fn languages_among(names: &[String], media: &str) -> Vec<Option<Language>> {
+    let Some((stem, _)) = media.rsplit_once('.') else {
+        return Vec::new();
+    };
+    let mut found: Vec<(&String, Option<Language>)> = names
+        .iter()
+        .filter_map(|name| read_name(stem, name).map(|(language, _, _)| (name, language)))
+        .collect();
+    found.sort_by(|a, b| super::listing::natural_cmp(a.0, b.0));
+    let mut languages: Vec<Option<Language>> = Vec::new();
+    for (_, language) in found.into_iter().take(MAX_SIDECARS) {
+        if !languages.contains(&language) {
+            languages.push(language);
+        }
+    }
+    languages
+}
+
 /// Whether `name` is a sidecar of a media file whose name without extension is `stem`, and
 /// what its name says: `stem.ext` or `stem.<labels>.ext`, the first label that names a
 /// language being its language.

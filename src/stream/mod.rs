@@ -677,6 +677,16 @@ impl Stream {
         }
     }
 
+    /// Which part of its file the stream makes.
+    pub fn part(&self) -> &Part {
+        &self.shared.part
+    }
+
+    /// What opening the file found, if it has opened.
+    pub fn opened(&self) -> Option<Arc<Opening>> {
+        self.shared.inner.lock().opening.clone()
+    }
+
     /// The opening a rendition was made from (`None` for a main stream).
     pub(crate) fn given(&self) -> Option<&Arc<Opening>> {
         self.shared.given.as_ref()

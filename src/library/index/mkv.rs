@@ -6,7 +6,7 @@ use std::io::{Read, Seek};
 
 use super::codec::{self, AudioCodec, H264, VideoCodec};
 use super::source::Source;
-use super::{AudioTrack, Container, Index, IndexError, Method, TrackLabel, VideoTrack};
+use super::{AudioTrack, Container, Index, IndexError, Method, TrackKind, TrackLabel, VideoTrack};
 
 const ID_EBML: u32 = 0x1A45_DFA3;
 const ID_DOCTYPE: u32 = 0x4282;
@@ -585,6 +585,12 @@ fn parse_tracks(body: &[u8]) -> Result<Vec<Track>, IndexError> {
             }
         }
         t.label.number = t.number;
+        t.label.kind = match t.kind {
+            1 => TrackKind::Video,
+            2 => TrackKind::Audio,
+            17 => TrackKind::Subtitles,
+            _ => TrackKind::Other,
+        };
         t.label.default = t.default && t.enabled;
         // Matroska's Language defaults to "eng" when absent; "und" says it is unknown.
         t.label.language = ietf.or(language).filter(|l| l != "und");

@@ -187,11 +187,22 @@ pub enum IndexError {
     NoTracks,
 }
 
+/// What a track carries, as the container says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TrackKind {
+    Video,
+    Audio,
+    Subtitles,
+    #[default]
+    Other,
+}
+
 /// What a container says of one track beyond its codec: how to label and pick it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrackLabel {
-    /// The container's track number (Matroska's TrackNumber).
+    /// The container's track number (Matroska's TrackNumber, MP4's track ID).
     pub number: u64,
+    pub kind: TrackKind,
     /// The language code as stored (`fre`, `en-US`), if any and not `und`.
     pub language: Option<String>,
     pub name: Option<String>,
@@ -200,13 +211,22 @@ pub struct TrackLabel {
     pub forced: bool,
 }
 
-/// Every track's label in a Matroska file at `path` (other containers: `Unsupported`).
-/// Reads only the file's head.
+/// Every track's label in a Matroska or MP4 file at `path`. Reads headers only: a Matroska
+/// file's head, an MP4's box headers and its tracks' small header boxes.
 pub fn track_labels(path: &Path) -> Result<Vec<TrackLabel>, IndexError> {
-    let mut src = source::Source::new(File::open(path)?, &Limits::default())?;
+    track_labels_reader(File::open(path)?, &Limits::default())
+}
+
+/// [`track_labels`] of what `reader` holds (the fuzzer reaches it this way).
+pub fn track_labels_reader<R: Read + Seek>(
+    reader: R,
+    limits: &Limits,
+) -> Result<Vec<TrackLabel>, IndexError> {
+    let mut src = source::Source::new(reader, limits)?;
     match sniff(&src.peek_head()?) {
         Some(Container::Matroska) => mkv::labels(&mut src),
-        _ => Err(IndexError::Unsupported),
+        Some(Container::Mp4) => mp4::labels(&mut src),
+        None => Err(IndexError::Unsupported),
     }
 }
 

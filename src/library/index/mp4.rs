@@ -5,7 +5,9 @@
 
 use super::codec::{self, AudioCodec, VideoCodec};
 use super::source::{Slice, Source};
-use super::{AudioTrack, Container, Index, IndexError, Limits, Method, VideoTrack};
+use super::{
+    AudioTrack, Container, Index, IndexError, Limits, Method, TrackKind, TrackLabel, VideoTrack,
+};
 use std::io::{Read, Seek};
 
 /// Most tracks looked at in one `moov`.
@@ -65,6 +67,101 @@ pub(super) fn index<R: Read + Seek>(src: &mut Source<R>) -> Result<Index, IndexE
     }
     let movie = movie.ok_or(IndexError::Malformed("no moov"))?;
     movie.finish(&src.limits)
+}
+
+/// The boxes of `kind` among the children of the byte range `within` (a box's body), as body
+/// ranges, found by reading headers only (seeking past bodies).
+fn find_boxes<R: Read + Seek>(
+    src: &mut Source<R>,
+    within: (u64, u64),
+    kind: &[u8; 4],
+) -> Result<Vec<(u64, u64)>, IndexError> {
+    let (mut pos, end) = within;
+    let mut found = Vec::new();
+    let mut walked = 0;
+    while end.saturating_sub(pos) >= 8 && walked < MAX_CHILDREN {
+        walked += 1;
+        src.tick()?;
+        src.seek(pos)?;
+        let mut head = [0u8; 16];
+        let n = src.read_some(&mut head)?;
+        let (found_kind, header_len, size) = box_header(&head[..n])?;
+        let box_end = size
+            .and_then(|size| pos.checked_add(size))
+            .map_or(end, |e| e.min(end));
+        if &found_kind == kind {
+            found.push((pos + header_len, box_end));
+        }
+        pos = box_end;
+    }
+    Ok(found)
+}
+
+/// The body of a small box (a header's worth), read whole.
+fn small_body<R: Read + Seek>(
+    src: &mut Source<R>,
+    range: (u64, u64),
+) -> Result<Vec<u8>, IndexError> {
+    const SMALL: u64 = 4096;
+    src.seek(range.0)?;
+    src.read_vec(range.1.saturating_sub(range.0).min(SMALL))
+}
+
+/// Every track's kind, language and enabled flag, read from the `tkhd`, `hdlr` and `mdhd` of
+/// each `trak` by headers and small bodies only: a long film's sample tables are not read.
+pub(super) fn labels<R: Read + Seek>(src: &mut Source<R>) -> Result<Vec<TrackLabel>, IndexError> {
+    let whole = (0, src.len());
+    let moov = *find_boxes(src, whole, b"moov")?
+        .first()
+        .ok_or(IndexError::Malformed("no moov"))?;
+    let mut labels = Vec::new();
+    for trak in find_boxes(src, moov, b"trak")?.into_iter().take(MAX_TRACKS) {
+        let Some(&tkhd) = find_boxes(src, trak, b"tkhd")?.first() else {
+            continue;
+        };
+        let tkhd = small_body(src, tkhd)?;
+        let (v, flags, mut s) = full_box(&tkhd)?;
+        s.skip(if v == 1 { 16 } else { 8 })?;
+        let number = u64::from(s.u32()?);
+        let Some(&mdia) = find_boxes(src, trak, b"mdia")?.first() else {
+            continue;
+        };
+        let (Some(&hdlr), Some(&mdhd)) = (
+            find_boxes(src, mdia, b"hdlr")?.first(),
+            find_boxes(src, mdia, b"mdhd")?.first(),
+        ) else {
+            continue;
+        };
+        let hdlr = small_body(src, hdlr)?;
+        let (_, _, mut s) = full_box(&hdlr)?;
+        s.skip(4)?;
+        let kind = match &s.fourcc()? {
+            b"vide" => TrackKind::Video,
+            b"soun" => TrackKind::Audio,
+            b"sbtl" | b"text" | b"subt" | b"clcp" => TrackKind::Subtitles,
+            _ => TrackKind::Other,
+        };
+        let mdhd = small_body(src, mdhd)?;
+        let (v, _, mut s) = full_box(&mdhd)?;
+        s.skip(if v == 1 { 28 } else { 16 })?;
+        // ISO 639-2/T in three 5-bit letters, each offset by 0x60.
+        let packed = s.u16()?;
+        let letters = [(packed >> 10) & 0x1F, (packed >> 5) & 0x1F, packed & 0x1F];
+        let language: Option<String> = letters
+            .iter()
+            .map(|&l| char::from_u32(u32::from(l) + 0x60).filter(char::is_ascii_lowercase))
+            .collect::<Option<String>>()
+            .filter(|l| l != "und");
+        labels.push(TrackLabel {
+            number,
+            kind,
+            language,
+            name: None,
+            default: flags & 1 != 0,
+            forced: false,
+        });
+    }
+    Ok(labels)
 }
 
 /// A box header at the start of `head`: (type, header length, total size or `None` for "to the end").
