@@ -571,3 +571,58 @@ fn the_listing_shows_each_films_languages() {
         row(media::MOV_TEXT)
     );
 }
+
+/// Bits per second of every segment of `playlist_url` (as `(duration, bytes)`).
+fn segment_sizes(playlist_url: &str) -> Vec<(f64, usize)> {
+    let playlist = http::get_ok(playlist_url, hls::PLAYLIST_MIME).expect("playlist");
+    let text = playlist.text();
+    let mut out = Vec::new();
+    let mut duration = None;
+    for line in text.lines() {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.trim_end_matches(',').parse::<f64>().ok();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let bytes = http::get(&hls::resolve(playlist_url, line)).body.len();
+            out.push((duration.take().expect("EXTINF before URI"), bytes));
+        }
+    }
+    out
+}
+
+#[test]
+fn bandwidth_covers_every_segment_and_averages_honestly() {
+    let server = Server::start(media::tracks_root(), &[]);
+    for file in [media::FILM, media::TRANSCODED, media::MOV_TEXT] {
+        let (url, master) = fetch_master(&server, file);
+        let declared: f64 = attr(&master.info, "BANDWIDTH").unwrap().parse().unwrap();
+        let average: f64 = attr(&master.info, "AVERAGE-BANDWIDTH").unwrap().parse().unwrap();
+        let video = segment_sizes(&hls::resolve(&url, &master.variant));
+        // What a player fetches beside the picture: the default audio rendition, if any.
+        let audio = master
+            .renditions("AUDIO")
+            .first()
+            .and_then(|r| attr(r, "URI"))
+            .map(|uri| segment_sizes(&hls::resolve(&url, uri)))
+            .unwrap_or_default();
+        let per_segment: Vec<f64> = video
+            .iter()
+            .enumerate()
+            .map(|(k, (d, bytes))| {
+                let sound = audio.get(k).map_or(0, |(_, b)| *b);
+                (bytes + sound) as f64 * 8.0 / d
+            })
+            .collect();
+        let peak = per_segment.iter().copied().fold(0.0, f64::max);
+        let seconds: f64 = video.iter().map(|(d, _)| d).sum();
+        let bytes: usize = video.iter().chain(&audio).map(|(_, b)| b).sum();
+        let measured = bytes as f64 * 8.0 / seconds;
+        eprintln!(
+            "{file}: BANDWIDTH {declared:.0} vs peak {peak:.0}; AVERAGE-BANDWIDTH {average:.0} vs {measured:.0}"
+        );
+        assert!(peak <= declared, "{file}: a segment at {peak:.0} b/s over BANDWIDTH {declared}");
+        assert!(
+            (0.5..=1.5).contains(&(measured / average)),
+            "{file}: measured average {measured:.0} b/s, declared {average}"
+        );
+    }
+}
