@@ -193,6 +193,13 @@ class Hlss:
     def get(self, path: str, timeout: float = 60.0) -> bytes:
         return http_get(self.url(path), timeout)
 
+    def media_playlist(self, name: str, timeout: float = 60.0) -> str:
+        """What a player does first: the file's master playlist, then its variant's media
+        playlist (beside it, so segment URIs stay relative to `hls/<name>/`)."""
+        master = self.get(f"hls/{name}/index.m3u8", timeout).decode()
+        variant = playlist_uris(master)[0]
+        return self.get(f"hls/{name}/{variant}", timeout).decode()
+
     def metrics(self) -> dict[str, float]:
         out = {}
         for line in self.get("metrics", 10).decode().splitlines():

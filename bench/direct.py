@@ -104,6 +104,9 @@ def player(h: Hlss, name: str, deadline: float, out: dict) -> None:
     try:
         t_req = time.monotonic()
         text = fetch(h, f"hls/{name}/index.m3u8", deadline, out).decode()
+        if "#EXT-X-STREAM-INF" in text:
+            # hlss answers with a master playlist; a static server with the media playlist.
+            text = fetch(h, f"hls/{name}/{playlist_uris(text)[0]}", deadline, out).decode()
         uris, durs = playlist_uris(text), playlist_durations(text)
         target = min(PLAY, sum(durs))
         end = 0.0  # media seconds buffered
@@ -348,7 +351,7 @@ def hlss_cpu(sources: list[Source], mode: str) -> dict:
         cpu0, t0 = proc_cpu(h.pid), time.monotonic()
         media, total = 0.0, 0
         for src in sources:
-            text = h.get(f"hls/{src.path.name}/index.m3u8").decode()
+            text = h.media_playlist(src.path.name)
             media += sum(playlist_durations(text))
             for uri in playlist_uris(text):
                 total += len(h.get(f"hls/{src.path.name}/{uri}", timeout=120))

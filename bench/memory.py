@@ -25,7 +25,7 @@ PHASE_LIMIT = 240.0  # seconds; players give up after this
 
 def player(h: Hlss, name: str, stop_at: float, out: dict) -> None:
     try:
-        text = h.get(f"hls/{name}/index.m3u8").decode()
+        text = h.media_playlist(name)
         uris = playlist_uris(text)
         durs = playlist_durations(text)
         t0 = time.monotonic()

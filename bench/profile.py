@@ -30,7 +30,7 @@ def serve() -> None:
     name = src.name
     with Hlss(src, "--read-ahead", "1000", "--idle-timeout", "3600", log_name="profile-serve") as h:
         paths = []
-        for uri in playlist_uris(h.get(f"hls/{name}/index.m3u8").decode()):
+        for uri in playlist_uris(h.media_playlist(name)):
             seg = uri.split("?")[0]
             h.get(f"hls/{name}/{seg}", timeout=120)
             paths.append(f"/hls/{name}/{seg}")

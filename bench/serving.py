@@ -97,7 +97,7 @@ def serving(src: Source, runs: int = RUNS) -> dict:
     seg_dir.mkdir(parents=True)
     with Hlss(src.path, *hlss_args(720), "--read-ahead", "1000", "--idle-timeout", "3600",
               log_name="serve") as h:
-        uris = playlist_uris(h.get(f"hls/{name}/index.m3u8").decode())
+        uris = playlist_uris(h.media_playlist(name))
         paths = []
         for uri in uris:
             seg = uri.split("?")[0]

@@ -32,7 +32,7 @@ def hlss_cold(src: Source, mode: str, seek_fraction: float | None = None, extra:
     with Hlss(src.path, *hlss_args(mh), "--playlist", mode, *extra, log_name=f"startup-{src.key}-{mode}") as h:
         name = src.path.name
         t0 = time.monotonic()
-        text = h.get(f"hls/{name}/index.m3u8").decode()
+        text = h.media_playlist(name)
         t_pl = time.monotonic() - t0
         uris = playlist_uris(text)
         k = int(len(uris) * seek_fraction) if seek_fraction is not None else 0
@@ -148,7 +148,7 @@ def hlss_seek_after_pause(src: Source, fraction: float) -> dict:
     with Hlss(src.path, *hlss_args(max_height_for(src)), log_name=f"seek-{src.key}") as h:
         name = src.path.name
         key = f'hlss_stream_segments_made_total{{stream="{name}"}}'
-        uris = playlist_uris(h.get(f"hls/{name}/index.m3u8").decode())
+        uris = playlist_uris(h.media_playlist(name))
         last, since, end = -1.0, time.monotonic(), time.monotonic() + 20
         while time.monotonic() < end:
             made = h.metric(key)
@@ -167,7 +167,7 @@ def hlss_open_seek(src: Source, fraction: float) -> float:
     """A player that started at 0, played two segments, then jumps to `fraction`: the time to that segment."""
     with Hlss(src.path, *hlss_args(max_height_for(src)), log_name=f"seek-{src.key}") as h:
         name = src.path.name
-        uris = playlist_uris(h.get(f"hls/{name}/index.m3u8").decode())
+        uris = playlist_uris(h.media_playlist(name))
         h.get(f"hls/{name}/{uris[0]}")
         h.get(f"hls/{name}/{uris[1]}")
         k = int(len(uris) * fraction)

@@ -23,7 +23,7 @@ def hlss_full(src: Source) -> dict:
               log_name=f"rtf-{src.key}") as h:
         name = src.path.name
         t0 = time.monotonic()
-        text = h.get(f"hls/{name}/index.m3u8").decode()
+        text = h.media_playlist(name)
         total = 0
         for uri in playlist_uris(text):
             total += len(h.get(f"hls/{name}/{uri}", timeout=120))
