@@ -595,7 +595,10 @@ fn bandwidth_covers_every_segment_and_averages_honestly() {
     for file in [media::FILM, media::TRANSCODED, media::MOV_TEXT] {
         let (url, master) = fetch_master(&server, file);
         let declared: f64 = attr(&master.info, "BANDWIDTH").unwrap().parse().unwrap();
-        let average: f64 = attr(&master.info, "AVERAGE-BANDWIDTH").unwrap().parse().unwrap();
+        let average: f64 = attr(&master.info, "AVERAGE-BANDWIDTH")
+            .unwrap()
+            .parse()
+            .unwrap();
         let video = segment_sizes(&hls::resolve(&url, &master.variant));
         // What a player fetches beside the picture: the default audio rendition, if any.
         let audio = master
@@ -619,7 +622,10 @@ fn bandwidth_covers_every_segment_and_averages_honestly() {
         eprintln!(
             "{file}: BANDWIDTH {declared:.0} vs peak {peak:.0}; AVERAGE-BANDWIDTH {average:.0} vs {measured:.0}"
         );
-        assert!(peak <= declared, "{file}: a segment at {peak:.0} b/s over BANDWIDTH {declared}");
+        assert!(
+            peak <= declared,
+            "{file}: a segment at {peak:.0} b/s over BANDWIDTH {declared}"
+        );
         assert!(
             (0.5..=1.5).contains(&(measured / average)),
             "{file}: measured average {measured:.0} b/s, declared {average}"

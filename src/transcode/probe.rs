@@ -137,10 +137,29 @@ fn discover(source: &Source) -> Result<Probe, TranscodeError> {
     let deadline = started + PROBE_TIMEOUT;
     let path = match source {
         Source::Demo => {
+            // The demo's test sources, as `pipeline::build_demo` makes them.
             return Ok(Probe {
                 duration: Some(DEMO_DURATION),
                 origin: Duration::ZERO,
-                codecs: Codecs::default(),
+                codecs: Codecs {
+                    video: Some(VideoCodec {
+                        media_type: "video/x-raw".into(),
+                        width: 1280,
+                        height: 720,
+                        par: (1, 1),
+                        quarter_turn: false,
+                        frame_rate: Some((30, 1)),
+                        avc: None,
+                        bit_depth: Some(8),
+                        chroma: Some("4:2:0".into()),
+                        interlaced: false,
+                        oriented: false,
+                    }),
+                    audio: Some(AudioCodec {
+                        media_type: "audio/x-raw".into(),
+                        aac_lc: false,
+                    }),
+                },
                 tracks: Tracks::default(),
             });
         }
