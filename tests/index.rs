@@ -469,3 +469,63 @@ fn two_hour_index_time() {
         assert!(took < Limits::default().max_time);
     }
 }
+
+/// ffprobe's video keyframe packets as (dts seconds, byte position), in file order.
+fn ffprobe_keyframe_positions(path: &Path) -> Vec<(f64, u64)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "packet=dts_time,pos,flags",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs where ffmpeg does");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut fields = l.split(',');
+            let dts = fields.next()?.parse().ok()?;
+            let pos = fields.next()?.parse().ok()?;
+            fields.next()?.contains('K').then_some((dts, pos))
+        })
+        .collect()
+}
+
+#[test]
+fn keyframe_byte_positions_match_ffprobe() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = "-f lavfi -i testsrc2=size=320x240:rate=25:duration=8 -f lavfi \
+                  -i sine=duration=8 -c:v libx264 -preset ultrafast -g 25 -c:a aac";
+    for name in ["offsets.mp4", "offsets.mkv"] {
+        let Some(path) = ffmpeg(dir.path(), name, source) else {
+            return;
+        };
+        let ours = index::keyframe_offsets(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let theirs = ffprobe_keyframe_positions(&path);
+        assert_eq!(
+            ours.keyframes.len(),
+            theirs.len(),
+            "{name}: {ours:?} vs {theirs:?}"
+        );
+        let mp4 = name.ends_with(".mp4");
+        for (&(ns, at), &(dts, pos)) in ours.keyframes.iter().zip(&theirs) {
+            // MP4: the sample's own offset. Matroska: the block's place as the Cues give it
+            // (ffprobe says where the block's element starts; ours is within its header).
+            let slack = if mp4 { 0 } else { 16 };
+            assert!(
+                at.abs_diff(pos) <= slack,
+                "{name}: keyframe at {at}, ffprobe {pos}"
+            );
+            if mp4 {
+                assert!(
+                    (ns as f64 / 1e9 - dts).abs() < 0.001,
+                    "{name}: {ns} ns vs {dts} s"
+                );
+            }
+        }
+        assert!(ours.end <= std::fs::metadata(&path).unwrap().len());
+    }
+}

@@ -592,7 +592,13 @@ fn segment_sizes(playlist_url: &str) -> Vec<(f64, usize)> {
 #[test]
 fn bandwidth_covers_every_segment_and_averages_honestly() {
     let server = Server::start(media::tracks_root(), &[]);
-    for file in [media::FILM, media::TRANSCODED, media::MOV_TEXT] {
+    for file in [
+        media::FILM,
+        media::TRANSCODED,
+        media::MOV_TEXT,
+        media::UNEVEN_MP4,
+        media::UNEVEN_MKV,
+    ] {
         let (url, master) = fetch_master(&server, file);
         let declared: f64 = attr(&master.info, "BANDWIDTH").unwrap().parse().unwrap();
         let average: f64 = attr(&master.info, "AVERAGE-BANDWIDTH")
@@ -631,4 +637,19 @@ fn bandwidth_covers_every_segment_and_averages_honestly() {
             "{file}: measured average {measured:.0} b/s, declared {average}"
         );
     }
+}
+
+#[test]
+fn sound_alone_in_two_tracks_plays_its_default_track() {
+    let server = Server::start(media::tracks_root(), &[]);
+    let (url, master) = fetch_master(&server, media::SOUND);
+    // No picture to carry: one variant with the track the file flags default (French, 5.1).
+    assert!(master.renditions("AUDIO").is_empty(), "{master:?}");
+    let played = tools::ffmpeg_play(&url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert!((played.duration - media::SECONDS).abs() < 0.5, "{played:?}");
+    let channels = ffprobe(
+        &hls::resolve(&url, &master.variant),
+        &["-show_entries", "stream=channels", "-of", "compact"],
+    );
+    assert!(channels.contains("channels=6"), "{channels}");
 }

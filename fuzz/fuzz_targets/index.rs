@@ -1,4 +1,4 @@
-//! Fuzz target: arbitrary bytes through the keyframe index (as MP4 and as Matroska) and the track labels, with tight limits.
+//! Fuzz target: arbitrary bytes through the keyframe index (as MP4 and as Matroska), the track labels and the keyframe byte positions, with tight limits.
 #![no_main]
 
 use std::io::Cursor;
@@ -38,5 +38,9 @@ fuzz_target!(|data: &[u8]| {
     // Track labels (languages for listings) read the same headers another way.
     if let Ok(labels) = index::track_labels_reader(Cursor::new(data), &limits) {
         assert!(labels.len() <= 1 << 16);
+    }
+    // Keyframe byte positions (a direct stream's peak bit rate) walk the sample tables again.
+    if let Ok(offsets) = index::keyframe_offsets_reader(Cursor::new(data), &limits) {
+        assert!(!offsets.keyframes.is_empty() && offsets.keyframes.len() <= limits.max_keyframes);
     }
 });

@@ -18,8 +18,8 @@ const TS_OVERHEAD: f64 = 1.10;
 /// What x264enc's constant-bit-rate mode lets the buffer hold (its `vbv-buf-capacity`
 /// default): a segment of `T` seconds carries at most `(T + this) x` the bit rate.
 const ENCODER_BUFFER_SECS: f64 = 0.6;
-/// A passed-through source's peak over its average: its encoder's rate control is unknown, so
-/// this is a guess (x264's default CRF over two-second segments of film stays within it).
+/// A passed-through source's peak over its average when its keyframes' positions are unknown
+/// (MPEG-TS, FLV, fragmented MP4, Matroska without Cues): a guess.
 const DIRECT_PEAK_OVER_AVERAGE: f64 = 2.0;
 const AUDIO_GROUP: &str = "audio";
 const SUBTITLE_GROUP: &str = "subs";
@@ -76,8 +76,13 @@ fn variant(opening: &Opening, settings: &EncoderSettings) -> VariantStream {
             (
                 codec,
                 resolution,
-                average,
-                average * DIRECT_PEAK_OVER_AVERAGE,
+                average * TS_OVERHEAD,
+                // The file's own peak where its keyframe positions say it, else a guess.
+                opening
+                    .direct_peak
+                    .map_or(average * DIRECT_PEAK_OVER_AVERAGE, |peak| {
+                        peak as f64 * TS_OVERHEAD
+                    }),
             )
         }
         Delivery::Transcode(_) => {

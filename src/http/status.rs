@@ -154,6 +154,7 @@ mod tests {
                 },
             }),
             file_len: None,
+            direct_peak: None,
             subtitles: vec![Subtitles::Embedded(text)],
         };
         assert_eq!(

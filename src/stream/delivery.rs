@@ -279,6 +279,43 @@ fn media_time(ticks: i64, timescale: u32) -> Option<Duration> {
     u64::try_from(nanos).ok().map(Duration::from_nanos)
 }
 
+/// The peak bit rate of a direct stream's segments, from where the source's keyframes lie in the
+/// file (MP4 sample tables, Matroska Cues): the keyframes grouped into segments as the plan
+/// groups them, each segment's bytes the file's bytes from its keyframe to the next segment's
+/// (every track of an interleaved file: an upper bound when the variant carries fewer). `None`
+/// when the container does not say (no Cues, fragments, MPEG-TS): the caller estimates.
+/// Blocking (reads the file's index).
+pub fn direct_peak(path: &Path, plan: &Plan, target: Duration) -> Option<u64> {
+    let offsets = index::keyframe_offsets(path).ok()?;
+    let times: Vec<Duration> = offsets
+        .keyframes
+        .iter()
+        .map(|(ns, _)| Duration::from_nanos(*ns))
+        .collect();
+    // MP4 counts decode time, Matroska the plan's own media time.
+    let end = match offsets.end_time_ns {
+        0 => plan.start_of(plan.count()?),
+        ns => Duration::from_nanos(ns),
+    };
+    let shadow = Plan::at_keyframes(&times, end, target)?;
+    let offset_at = |t: Duration| times.binary_search(&t).ok().map(|i| offsets.keyframes[i].1);
+    let mut peak = 0u64;
+    for k in 0..shadow.count()? {
+        let from = offset_at(shadow.start_of(k))?;
+        let to = if k + 1 < shadow.count()? {
+            offset_at(shadow.start_of(k + 1))?
+        } else {
+            offsets.end
+        };
+        let seconds = shadow.duration_of(k)?.as_secs_f64();
+        if seconds > 0.0 {
+            let rate = to.saturating_sub(from) as f64 * 8.0 / seconds;
+            peak = peak.max(rate.ceil() as u64);
+        }
+    }
+    (peak > 0).then_some(peak)
+}
+
 /// The last check: a direct plan's longest segment (its longest GOP) must fit `max_segment`.
 pub fn by_segments(longest: Duration, max_segment: Duration) -> Result<(), Reason> {
     if longest > max_segment {

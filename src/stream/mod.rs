@@ -127,6 +127,9 @@ pub struct Opening {
     pub probe: Option<Probe>,
     /// The file's size, for its average bit rate.
     pub file_len: Option<u64>,
+    /// A direct stream's peak segment bit rate as the file's keyframe positions give it
+    /// ([`delivery::direct_peak`]), when the container says.
+    pub direct_peak: Option<u64>,
     /// Text subtitle tracks that become WebVTT renditions: embedded ones first, in the
     /// container's order, then sidecar files.
     pub subtitles: Vec<Subtitles>,
@@ -147,7 +150,13 @@ impl Opening {
     /// keeps playing a variant's muxed sound whatever is selected).
     pub fn audio_renditions(&self) -> &[transcode::AudioTrack] {
         match &self.probe {
-            Some(probe) if self.plan.is_vod() && probe.tracks.audio.len() > 1 => {
+            // A file of sound alone keeps its default track in its one variant: without a
+            // picture, the variant would have nothing left to carry.
+            Some(probe)
+                if self.plan.is_vod()
+                    && probe.tracks.audio.len() > 1
+                    && probe.codecs.video.is_some() =>
+            {
                 &probe.tracks.audio
             }
             _ => &[],
@@ -345,6 +354,7 @@ fn open(shared: &Shared) -> Result<Opening, TranscodeError> {
             delivery: Delivery::Transcode(Reason::Event),
             probe: None,
             file_len: None,
+            direct_peak: None,
             subtitles: Vec::new(),
         });
     }
@@ -354,6 +364,12 @@ fn open(shared: &Shared) -> Result<Opening, TranscodeError> {
     }
     let max_segment = settings.direct_max_segment;
     let (plan, delivery) = delivery::decide(path, &probe, target, max_segment, &shared.keyframes);
+    let direct_peak = match (&delivery, path) {
+        (Delivery::Direct { video: true, .. }, Some(path)) => {
+            delivery::direct_peak(path, &plan, target)
+        }
+        _ => None,
+    };
     let embedded = probe
         .tracks
         .subtitles
@@ -373,6 +389,7 @@ fn open(shared: &Shared) -> Result<Opening, TranscodeError> {
         delivery,
         probe: Some(probe),
         file_len: shared.opened_as.map(|stamp| stamp.len),
+        direct_peak,
         subtitles,
     })
 }
@@ -386,9 +403,13 @@ fn run_kind(part: &Part, opening: Option<&Opening>, settings: &EncoderSettings) 
         .unwrap_or_default();
     match part {
         Part::Main => {
+            let renditions = opening.is_some_and(|o| !o.audio_renditions().is_empty());
             let pick = transcode::Pick {
-                audio: None,
-                without_audio: opening.is_some_and(|o| !o.audio_renditions().is_empty()),
+                // Several tracks and no renditions (sound alone): the default, by its id.
+                audio: (!renditions && tracks.len() > 1)
+                    .then(|| tracks.first().map(|t| t.stream_id.clone()))
+                    .flatten(),
+                without_audio: renditions,
                 cuts: None,
                 h264_level: opening
                     .and_then(|o| encoded_video(o, settings))

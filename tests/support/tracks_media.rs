@@ -14,6 +14,12 @@ pub const FILM: &str = "film.mkv";
 pub const TRANSCODED: &str = "film444.mkv";
 /// H.264/AAC MP4 with an English mov_text track.
 pub const MOV_TEXT: &str = "movtext.mp4";
+/// 12 s of a still picture, then 4 s of noise: a bit rate far from even (direct streams, in
+/// MP4 and Matroska), to check BANDWIDTH against the real peak.
+pub const UNEVEN_MP4: &str = "uneven.mp4";
+pub const UNEVEN_MKV: &str = "uneven.mkv";
+/// Sound alone in two tracks (Matroska audio), the French one flagged default.
+pub const SOUND: &str = "sound.mka";
 /// H.264/AAC Matroska with a WebVTT track, which GStreamer 1.22's demuxer cannot read.
 pub const WEBVTT_MKV: &str = "webvtt.mkv";
 
@@ -149,6 +155,22 @@ fn recipes(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
             .split_whitespace()
             .map(String::from),
     );
+    let uneven = lavfi_args(
+        &[
+            "color=c=gray:size=320x240:rate=25:duration=12",
+            "testsrc2=size=320x240:rate=25:duration=4,noise=alls=100:allf=t",
+            "sine=frequency=440:sample_rate=48000:duration=16",
+        ],
+        "-filter_complex [0:v][1:v]concat=n=2:v=1:a=0[v] -map [v] -map 2 -c:v libx264 \
+         -preset ultrafast -pix_fmt yuv420p -g 25 -c:a aac",
+    );
+    let mut sound = lavfi_args(&[&english, &french], "");
+    sound.extend(
+        "-map 0 -map 1 -c:a aac -metadata:s:a:0 language=eng -metadata:s:a:1 language=fre \
+         -disposition:a:0 0 -disposition:a:1 default"
+            .split_whitespace()
+            .map(String::from),
+    );
     vec![
         (
             FILM,
@@ -160,5 +182,8 @@ fn recipes(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ),
         (MOV_TEXT, mov),
         (WEBVTT_MKV, webvtt),
+        (SOUND, sound),
+        (UNEVEN_MP4, uneven.clone()),
+        (UNEVEN_MKV, uneven),
     ]
 }

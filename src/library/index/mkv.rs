@@ -6,7 +6,10 @@ use std::io::{Read, Seek};
 
 use super::codec::{self, AudioCodec, H264, VideoCodec};
 use super::source::Source;
-use super::{AudioTrack, Container, Index, IndexError, Method, TrackKind, TrackLabel, VideoTrack};
+use super::{
+    AudioTrack, Container, Index, IndexError, KeyframeOffsets, Method, TrackKind, TrackLabel,
+    VideoTrack,
+};
 
 const ID_EBML: u32 = 0x1A45_DFA3;
 const ID_DOCTYPE: u32 = 0x4282;
@@ -45,6 +48,7 @@ const ID_CUE_TIME: u32 = 0xB3;
 const ID_CUE_TRACK_POSITIONS: u32 = 0xB7;
 const ID_CUE_TRACK: u32 = 0xF7;
 const ID_CUE_CLUSTER_POSITION: u32 = 0xF1;
+const ID_CUE_RELATIVE_POSITION: u32 = 0xF0;
 /// Level-1 elements: one of these ends a Cluster of unknown size.
 const LEVEL1: [u32; 9] = [
     ID_CLUSTER,
@@ -614,6 +618,20 @@ fn pick(tracks: &[Track], kind: u64) -> Option<&Track> {
 /// The video track's cue points: (time in TimestampScale units, cluster position from the
 /// Segment's data start), ascending by time, without duplicate times.
 fn parse_cues(cues: &[u8], track: u64, max: usize) -> Result<Vec<(i64, u64)>, IndexError> {
+    let points = parse_cue_points(cues, track, max)?;
+    Ok(points
+        .into_iter()
+        .map(|(time, cluster, _)| (time, cluster))
+        .collect())
+}
+
+/// [`parse_cues`] with each point's CueRelativePosition (the block's place in its cluster), if
+/// the muxer wrote one.
+fn parse_cue_points(
+    cues: &[u8],
+    track: u64,
+    max: usize,
+) -> Result<Vec<(i64, u64, Option<u64>)>, IndexError> {
     let mut points = Vec::new();
     for e in elements(cues) {
         let (id, point) = e?;
@@ -622,6 +640,7 @@ fn parse_cues(cues: &[u8], track: u64, max: usize) -> Result<Vec<(i64, u64)>, In
         }
         let mut time = None;
         let mut cluster = None;
+        let mut relative = None;
         for e in elements(point) {
             let (id, v) = e?;
             match id {
@@ -629,16 +648,19 @@ fn parse_cues(cues: &[u8], track: u64, max: usize) -> Result<Vec<(i64, u64)>, In
                 ID_CUE_TRACK_POSITIONS => {
                     let mut this_track = false;
                     let mut pos = None;
+                    let mut rel = None;
                     for e in elements(v) {
                         let (id, v) = e?;
                         match id {
                             ID_CUE_TRACK => this_track = uint(v)? == track,
                             ID_CUE_CLUSTER_POSITION => pos = Some(uint(v)?),
+                            ID_CUE_RELATIVE_POSITION => rel = Some(uint(v)?),
                             _ => {}
                         }
                     }
                     if this_track && pos.is_some() {
                         cluster = pos;
+                        relative = rel;
                     }
                 }
                 _ => {}
@@ -649,12 +671,83 @@ fn parse_cues(cues: &[u8], track: u64, max: usize) -> Result<Vec<(i64, u64)>, In
                 return Err(IndexError::Limit("too many cue points"));
             }
             let time = i64::try_from(time).map_err(|_| IndexError::Malformed("CueTime"))?;
-            points.push((time, cluster));
+            points.push((time, cluster, relative));
         }
     }
     points.sort_unstable();
     points.dedup_by_key(|p| p.0);
     Ok(points)
+}
+
+/// Where the video track's cued keyframes lie (see [`KeyframeOffsets`]): from the Cues, the
+/// keyframe's block when the cue says where it is in its cluster, else its cluster's start.
+/// A file without Cues is `Unsupported` (a cluster walk would read the whole file's headers).
+pub(super) fn keyframe_offsets<R: Read + Seek>(
+    src: &mut Source<R>,
+) -> Result<KeyframeOffsets, IndexError> {
+    let (seg_start, seg_end) = segment(src)?;
+    let mut scale = DEFAULT_TIMESTAMP_SCALE;
+    let mut tracks = Vec::new();
+    let mut cues = None;
+    let mut cues_at = None;
+    let mut pos = seg_start;
+    while seg_end.saturating_sub(pos) >= 2 && cues.is_none() {
+        src.tick()?;
+        src.seek(pos)?;
+        let h = header(src)?;
+        let body_start = src.pos();
+        let Some(size) = h.size else { break };
+        let end = body_start.saturating_add(size).min(seg_end).max(body_start);
+        match h.id {
+            ID_INFO => {
+                for e in elements(&src.read_vec(end - body_start)?) {
+                    if let (ID_TIMESTAMP_SCALE, v) = e? {
+                        scale = uint(v)?;
+                    }
+                }
+            }
+            ID_TRACKS if tracks.is_empty() => {
+                tracks = parse_tracks(&src.read_vec(end - body_start)?)?
+            }
+            ID_SEEK_HEAD if cues_at.is_none() => {
+                cues_at = seek_head_cues(&src.read_vec(end - body_start)?, seg_start)?;
+            }
+            ID_CUES => cues = Some(src.read_vec(end - body_start)?),
+            ID_CLUSTER => match cues_at.take() {
+                Some(at) => {
+                    cues = read_cues_at(src, at, seg_end)?;
+                    break;
+                }
+                None => break,
+            },
+            _ => {}
+        }
+        pos = end;
+    }
+    let video = pick(&tracks, 1).ok_or(IndexError::Malformed("no video track"))?;
+    let cues = cues.ok_or(IndexError::Unsupported)?;
+    if scale == 0 || scale > MAX_TIMESTAMP_SCALE {
+        return Err(IndexError::Malformed("TimestampScale"));
+    }
+    let points = parse_cue_points(&cues, video.number, src.limits.max_keyframes)?;
+    let keyframes: Vec<(u64, u64)> = points
+        .into_iter()
+        .filter_map(|(time, cluster, relative)| {
+            let ns = u64::try_from(time).ok()?.checked_mul(scale)?;
+            let at = seg_start
+                .checked_add(cluster)?
+                .checked_add(relative.unwrap_or(0))?;
+            Some((ns, at))
+        })
+        .collect();
+    if keyframes.is_empty() {
+        return Err(IndexError::Unsupported);
+    }
+    Ok(KeyframeOffsets {
+        keyframes,
+        end: seg_end,
+        end_time_ns: 0,
+    })
 }
 
 /// Whether spread-out cue points name a video keyframe at their time in the cluster they point to.

@@ -211,6 +211,38 @@ pub struct TrackLabel {
     pub forced: bool,
 }
 
+/// Where a file's video keyframes lie: their times (nanoseconds on the container's clock:
+/// decode times in MP4, block times in Matroska) and byte positions, ascending, and where the
+/// media data ends. The bytes between two keyframes are what the stream carries between them
+/// (all tracks, in an interleaved file): what a segment's bit rate is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyframeOffsets {
+    pub keyframes: Vec<(u64, u64)>,
+    /// Byte position where the last keyframe's data ends (the video's last sample's end in MP4,
+    /// the Segment's end in Matroska).
+    pub end: u64,
+    /// Time the video ends, same clock (MP4; Matroska gives 0: the caller knows it).
+    pub end_time_ns: u64,
+}
+
+/// The keyframe byte offsets of the MP4 or Matroska (with Cues) file at `path`.
+pub fn keyframe_offsets(path: &Path) -> Result<KeyframeOffsets, IndexError> {
+    keyframe_offsets_reader(File::open(path)?, &Limits::default())
+}
+
+/// [`keyframe_offsets`] of what `reader` holds (the fuzzer reaches it this way).
+pub fn keyframe_offsets_reader<R: Read + Seek>(
+    reader: R,
+    limits: &Limits,
+) -> Result<KeyframeOffsets, IndexError> {
+    let mut src = source::Source::new(reader, limits)?;
+    match sniff(&src.peek_head()?) {
+        Some(Container::Matroska) => mkv::keyframe_offsets(&mut src),
+        Some(Container::Mp4) => mp4::keyframe_offsets(&mut src),
+        None => Err(IndexError::Unsupported),
+    }
+}
+
 /// Every track's label in a Matroska or MP4 file at `path`. Reads headers only: a Matroska
 /// file's head, an MP4's box headers and its tracks' small header boxes.
 pub fn track_labels(path: &Path) -> Result<Vec<TrackLabel>, IndexError> {

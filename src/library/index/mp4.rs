@@ -6,7 +6,8 @@
 use super::codec::{self, AudioCodec, VideoCodec};
 use super::source::{Slice, Source};
 use super::{
-    AudioTrack, Container, Index, IndexError, Limits, Method, TrackKind, TrackLabel, VideoTrack,
+    AudioTrack, Container, Index, IndexError, KeyframeOffsets, Limits, Method, TrackKind,
+    TrackLabel, VideoTrack,
 };
 use std::io::{Read, Seek};
 
@@ -162,6 +163,162 @@ pub(super) fn labels<R: Read + Seek>(src: &mut Source<R>) -> Result<Vec<TrackLab
         });
     }
     Ok(labels)
+}
+
+/// Where in the file each sync sample of the first enabled video track lies, by its decode time:
+/// chunk offsets (`stco`/`co64`), samples per chunk (`stsc`) and sample sizes (`stsz`) walked
+/// beside `stts` and `stss`. A fragmented file (no samples in `moov`) is `Unsupported`.
+pub(super) fn keyframe_offsets<R: Read + Seek>(
+    src: &mut Source<R>,
+) -> Result<KeyframeOffsets, IndexError> {
+    let moov = *find_boxes(src, (0, src.len()), b"moov")?
+        .first()
+        .ok_or(IndexError::Malformed("no moov"))?;
+    if moov.1 - moov.0 > src.limits.max_box_bytes {
+        return Err(IndexError::Limit("moov too large"));
+    }
+    src.seek(moov.0)?;
+    let moov = src.read_vec(moov.1 - moov.0)?;
+    let boxes = children(&moov)?;
+    let mut chosen = None;
+    for (_, trak) in boxes.iter().filter(|(k, _)| k == b"trak").take(MAX_TRACKS) {
+        let trak = children(trak)?;
+        let enabled = match child(&trak, b"tkhd") {
+            Some(tkhd) => full_box(tkhd)?.1 & 1 != 0,
+            None => false,
+        };
+        let Some(mdia) = child(&trak, b"mdia") else {
+            continue;
+        };
+        let mdia = children(mdia)?;
+        let Some(hdlr) = child(&mdia, b"hdlr") else {
+            continue;
+        };
+        let (_, _, mut s) = full_box(hdlr)?;
+        s.skip(4)?;
+        if &s.fourcc()? != b"vide" {
+            continue;
+        }
+        if chosen.is_none() || enabled {
+            chosen = Some(mdia);
+            if enabled {
+                break;
+            }
+        }
+    }
+    let mdia = chosen.ok_or(IndexError::Malformed("no video track"))?;
+    let (v, _, mut s) = full_box(child(&mdia, b"mdhd").ok_or(IndexError::Malformed("no mdhd"))?)?;
+    s.skip(if v == 1 { 16 } else { 8 })?;
+    let timescale = u64::from(s.u32()?.max(1));
+    let minf = children(child(&mdia, b"minf").ok_or(IndexError::Malformed("no minf"))?)?;
+    let stbl = children(child(&minf, b"stbl").ok_or(IndexError::Malformed("no stbl"))?)?;
+    let table = |kind: &[u8; 4], entry: usize| -> Result<Option<Slice<'_>>, IndexError> {
+        let Some(body) = child(&stbl, kind) else {
+            return Ok(None);
+        };
+        let (_, _, mut s) = full_box(body)?;
+        let n = s.u32()? as usize;
+        if n.saturating_mul(entry) > s.remaining() {
+            return Err(IndexError::Malformed(
+                "sample table shorter than its entry count",
+            ));
+        }
+        Ok(Some(Slice::new(s.take(n * entry)?, "sample table")))
+    };
+    let mut stts = table(b"stts", 8)?.ok_or(IndexError::Unsupported)?;
+    let mut stsc = table(b"stsc", 12)?.ok_or(IndexError::Malformed("no stsc"))?;
+    let mut stss = table(b"stss", 4)?;
+    let (mut chunks, wide) = match table(b"co64", 8)? {
+        Some(t) => (t, true),
+        None => (
+            table(b"stco", 4)?.ok_or(IndexError::Malformed("no stco"))?,
+            false,
+        ),
+    };
+    let stsz = child(&stbl, b"stsz").ok_or(IndexError::Malformed("no stsz"))?;
+    let (_, _, mut sizes) = full_box(stsz)?;
+    let fixed_size = sizes.u32()?;
+    let count = sizes.u32()?;
+    if u64::from(count) > src.limits.max_samples {
+        return Err(IndexError::Limit("too many samples"));
+    }
+    if fixed_size == 0 && (count as usize).saturating_mul(4) > sizes.remaining() {
+        return Err(IndexError::Malformed("stsz shorter than its sample count"));
+    }
+    // stsc runs: (first chunk, samples per chunk), the next run's first chunk ending each.
+    let mut runs = Vec::new();
+    while stsc.remaining() >= 12 {
+        let first = stsc.u32()?;
+        let per_chunk = stsc.u32()?;
+        let _description = stsc.u32()?;
+        runs.push((first, per_chunk));
+    }
+    let mut keyframes = Vec::new();
+    let mut end = 0u64;
+    let (mut sample, mut dts) = (0u32, 0u64);
+    let (mut stts_left, mut delta) = (0u32, 0u32);
+    let mut next_sync = None;
+    let mut chunk = 0u32;
+    let mut run = 0usize;
+    'chunks: while chunks.remaining() > 0 {
+        chunk += 1;
+        let mut offset = if wide {
+            chunks.u64()?
+        } else {
+            u64::from(chunks.u32()?)
+        };
+        while runs.get(run + 1).is_some_and(|&(first, _)| first <= chunk) {
+            run += 1;
+        }
+        let per_chunk = runs.get(run).map_or(0, |r| r.1);
+        for _ in 0..per_chunk {
+            if sample >= count {
+                break 'chunks;
+            }
+            sample += 1;
+            if u64::from(sample) % CLOCK_EVERY == 0 {
+                src.check_time()?;
+            }
+            let size = if fixed_size != 0 {
+                fixed_size
+            } else {
+                sizes.u32()?
+            };
+            let sync = match stss.as_mut() {
+                None => true,
+                Some(s) => {
+                    while next_sync.is_none_or(|n| n < sample) && s.remaining() >= 4 {
+                        next_sync = Some(s.u32()?);
+                    }
+                    next_sync == Some(sample)
+                }
+            };
+            if sync {
+                if keyframes.len() >= src.limits.max_keyframes {
+                    return Err(IndexError::Limit("too many keyframes"));
+                }
+                let ns = u128::from(dts) * 1_000_000_000 / u128::from(timescale);
+                keyframes.push((u64::try_from(ns).unwrap_or(u64::MAX), offset));
+            }
+            end = end.max(offset.saturating_add(u64::from(size)));
+            offset = offset.saturating_add(u64::from(size));
+            while stts_left == 0 && stts.remaining() >= 8 {
+                stts_left = stts.u32()?;
+                delta = stts.u32()?;
+            }
+            stts_left = stts_left.saturating_sub(1);
+            dts = dts.saturating_add(u64::from(delta));
+        }
+    }
+    if keyframes.is_empty() {
+        return Err(IndexError::Unsupported);
+    }
+    Ok(KeyframeOffsets {
+        keyframes,
+        end,
+        end_time_ns: u64::try_from(u128::from(dts) * 1_000_000_000 / u128::from(timescale))
+            .unwrap_or(u64::MAX),
+    })
 }
 
 /// A box header at the start of `head`: (type, header length, total size or `None` for "to the end").
