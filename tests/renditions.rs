@@ -598,6 +598,7 @@ fn bandwidth_covers_every_segment_and_averages_honestly() {
         media::MOV_TEXT,
         media::UNEVEN_MP4,
         media::UNEVEN_MKV,
+        media::UNEVEN_TS,
     ] {
         let (url, master) = fetch_master(&server, file);
         let declared: f64 = attr(&master.info, "BANDWIDTH").unwrap().parse().unwrap();

@@ -280,32 +280,47 @@ fn media_time(ticks: i64, timescale: u32) -> Option<Duration> {
 }
 
 /// The peak bit rate of a direct stream's segments, from where the source's keyframes lie in the
-/// file (MP4 sample tables, Matroska Cues): the keyframes grouped into segments as the plan
+/// file (MP4 sample tables, Matroska Cues, the scan of MPEG-TS and FLV): the keyframes grouped
+/// into segments as the plan
 /// groups them, each segment's bytes the file's bytes from its keyframe to the next segment's
 /// (every track of an interleaved file: an upper bound when the variant carries fewer). `None`
-/// when the container does not say (no Cues, fragments, MPEG-TS): the caller estimates.
+/// when the container does not say (Matroska without Cues, fragmented MP4): the caller estimates.
 /// Blocking (reads the file's index).
-pub fn direct_peak(path: &Path, plan: &Plan, target: Duration) -> Option<u64> {
-    let offsets = index::keyframe_offsets(path).ok()?;
-    let times: Vec<Duration> = offsets
-        .keyframes
-        .iter()
-        .map(|(ns, _)| Duration::from_nanos(*ns))
-        .collect();
-    // MP4 counts decode time, Matroska the plan's own media time.
-    let end = match offsets.end_time_ns {
-        0 => plan.start_of(plan.count()?),
-        ns => Duration::from_nanos(ns),
+pub fn direct_peak(path: &Path, plan: &Plan, target: Duration, known: &Keyframes) -> Option<u64> {
+    let plan_end = plan.start_of(plan.count()?);
+    // (time, byte position) of keyframes, where the data ends, and when (same clock).
+    let (keyframes, end_pos, end) = match index::keyframe_offsets(path) {
+        Ok(offsets) => {
+            let keyframes: Vec<(Duration, u64)> = offsets
+                .keyframes
+                .iter()
+                .map(|(ns, at)| (Duration::from_nanos(*ns), *at))
+                .collect();
+            // MP4 counts decode time, Matroska the plan's own media time.
+            let end = match offsets.end_time_ns {
+                0 => plan_end,
+                ns => Duration::from_nanos(ns),
+            };
+            (keyframes, offsets.end, end)
+        }
+        // MPEG-TS and FLV: where the demuxer had read to when each keyframe came out.
+        Err(IndexError::Unsupported) => {
+            let scan = known.scan(path).ok()?;
+            (scan.positions.clone(), scan.file_len, plan_end)
+        }
+        Err(_) => return None,
     };
+    let times: Vec<Duration> = keyframes.iter().map(|k| k.0).collect();
     let shadow = Plan::at_keyframes(&times, end, target)?;
-    let offset_at = |t: Duration| times.binary_search(&t).ok().map(|i| offsets.keyframes[i].1);
+    let offset_at = |t: Duration| times.binary_search(&t).ok().map(|i| keyframes[i].1);
+    let count = shadow.count()?;
     let mut peak = 0u64;
-    for k in 0..shadow.count()? {
+    for k in 0..count {
         let from = offset_at(shadow.start_of(k))?;
-        let to = if k + 1 < shadow.count()? {
+        let to = if k + 1 < count {
             offset_at(shadow.start_of(k + 1))?
         } else {
-            offsets.end
+            end_pos
         };
         let seconds = shadow.duration_of(k)?.as_secs_f64();
         if seconds > 0.0 {

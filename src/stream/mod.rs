@@ -366,7 +366,7 @@ fn open(shared: &Shared) -> Result<Opening, TranscodeError> {
     let (plan, delivery) = delivery::decide(path, &probe, target, max_segment, &shared.keyframes);
     let direct_peak = match (&delivery, path) {
         (Delivery::Direct { video: true, .. }, Some(path)) => {
-            delivery::direct_peak(path, &plan, target)
+            delivery::direct_peak(path, &plan, target, &shared.keyframes)
         }
         _ => None,
     };

@@ -33,6 +33,12 @@ pub struct Scan {
     pub keyframes: Vec<Duration>,
     /// Where the last picture ends (the latest PTS + duration of any picture).
     pub end: Duration,
+    /// How far into the file the demuxer had read when each keyframe came out: the bytes
+    /// between two keyframes (all streams) are what a segment between them carries, give or
+    /// take a picture. Ascending by time, like `keyframes`; may miss some.
+    pub positions: Vec<(Duration, u64)>,
+    /// The file's length when scanned: the last segment's bytes end there.
+    pub file_len: u64,
 }
 
 /// Why a scan gave no keyframes. Every kind means the same to a caller: transcode instead.
@@ -78,8 +84,11 @@ struct Seen {
     container: Option<String>,
     video: bool,
     keyframes: Vec<Duration>,
+    positions: Vec<(Duration, u64)>,
     end: Option<Duration>,
     overflow: bool,
+    /// The file source, asked where it is when a keyframe comes out.
+    src: Option<gst::glib::WeakRef<gst::Element>>,
 }
 
 /// Reads the file at `path` through its demuxer and H.264 parser as fast as the disk allows (no
@@ -106,12 +115,16 @@ pub fn keyframes(path: &Path, budget: Duration) -> Result<Scan, ScanError> {
     }
     seen.keyframes.sort_unstable();
     seen.keyframes.dedup();
+    seen.positions.sort_unstable();
+    seen.positions.dedup_by_key(|p| p.0);
     let (Some(&first), Some(end)) = (seen.keyframes.first(), seen.end) else {
         return Err(ScanError::NoKeyframe);
     };
     Ok(Scan {
         keyframes: seen.keyframes,
         end: end.max(first),
+        positions: seen.positions,
+        file_len: std::fs::metadata(path).map_or(0, |m| m.len()),
     })
 }
 
@@ -137,6 +150,7 @@ fn build(path: &Path, seen: &Arc<Mutex<Seen>>) -> Result<gst::Pipeline, ScanErro
     let typefind = make("typefind").map_err(missing("typefind"))?;
     pipeline.add_many([&src, &typefind]).map_err(failed)?;
     src.link(&typefind).map_err(failed)?;
+    seen.lock().src = Some(src.downgrade());
     let weak = pipeline.downgrade();
     let seen = seen.clone();
     typefind.connect("have-type", false, move |values| {
@@ -267,7 +281,16 @@ fn on_buffer(pad: &gst::Pad, info: &gst::PadProbeInfo, seen: &Mutex<Seen>) {
         if seen.keyframes.len() >= MAX_KEYFRAMES {
             seen.overflow = true;
         } else {
-            seen.keyframes.push(Duration::from_nanos(start.nseconds()));
+            let time = Duration::from_nanos(start.nseconds());
+            seen.keyframes.push(time);
+            let read = seen
+                .src
+                .as_ref()
+                .and_then(|src| src.upgrade())
+                .and_then(|src| src.query_position::<gst::format::Bytes>());
+            if let Some(read) = read {
+                seen.positions.push((time, *read));
+            }
         }
     }
 }

@@ -18,6 +18,7 @@ pub const MOV_TEXT: &str = "movtext.mp4";
 /// MP4 and Matroska), to check BANDWIDTH against the real peak.
 pub const UNEVEN_MP4: &str = "uneven.mp4";
 pub const UNEVEN_MKV: &str = "uneven.mkv";
+pub const UNEVEN_TS: &str = "uneven.ts";
 /// Sound alone in two tracks (Matroska audio), the French one flagged default.
 pub const SOUND: &str = "sound.mka";
 /// H.264/AAC Matroska with a WebVTT track, which GStreamer 1.22's demuxer cannot read.
@@ -184,6 +185,7 @@ fn recipes(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         (WEBVTT_MKV, webvtt),
         (SOUND, sound),
         (UNEVEN_MP4, uneven.clone()),
-        (UNEVEN_MKV, uneven),
+        (UNEVEN_MKV, uneven.clone()),
+        (UNEVEN_TS, uneven),
     ]
 }
