@@ -49,6 +49,12 @@ impl Keyframes {
         }
     }
 
+    /// The scan of the file at `path` as it is now, if one was made and kept (never starts one).
+    fn scanned(&self, path: &Path) -> Option<Arc<scan::Scan>> {
+        let version = FileVersion::of(path).ok()?;
+        self.scans.lookup(&version)?.ok()
+    }
+
     /// The scan of the file at `path` as it is now: kept from before, or made now on a thread
     /// of its own, waited for at most `wait`. A scan that takes longer goes on alone and keeps
     /// its result for the next opening; meanwhile this one gets [`scan::ScanError::Unfinished`].
@@ -303,9 +309,10 @@ pub fn direct_peak(path: &Path, plan: &Plan, target: Duration, known: &Keyframes
             };
             (keyframes, offsets.end, end)
         }
-        // MPEG-TS and FLV: where the demuxer had read to when each keyframe came out.
+        // MPEG-TS and FLV: where the demuxer had read to when each keyframe came out (their
+        // scan was made to decide on direct delivery).
         Err(IndexError::Unsupported) => {
-            let scan = known.scan(path).ok()?;
+            let scan = known.scanned(path)?;
             (scan.positions.clone(), scan.file_len, plan_end)
         }
         Err(_) => return None,
