@@ -27,7 +27,8 @@ pub struct Cli {
     #[arg(env = "HLSS_PATH", value_name = "PATH")]
     pub path: Option<PathBuf>,
 
-    /// Address and port to listen on. Use 0.0.0.0:5000 to serve other machines; port 0 picks a free port.
+    /// Address and port to listen on. Use 0.0.0.0:5000 to serve other machines (with --open);
+    /// port 0 picks a free port.
     #[arg(
         long,
         env = "HLSS_LISTEN",
@@ -35,6 +36,11 @@ pub struct Cli {
         value_name = "ADDR"
     )]
     pub listen: SocketAddr,
+
+    /// Serve other machines although hlss has no logins: anyone who reaches the port browses and
+    /// plays the whole library and reads /status and /metrics. Needed to listen beyond loopback.
+    #[arg(long, env = "HLSS_OPEN")]
+    pub open: bool,
 
     /// Target duration of each HLS segment in seconds; keyframes are forced at these boundaries.
     #[arg(
@@ -275,6 +281,12 @@ pub enum ConfigError {
     MemoryBudget(u64),
     #[error("--idle-timeout must be between 1 and 86400 seconds, got {0}")]
     IdleTimeout(u64),
+    #[error(
+        "--listen {0} serves other machines, and anyone who reaches it can browse and play the \
+         whole library: add --open to mean it, or keep 127.0.0.1 behind a reverse proxy that \
+         asks for a login"
+    )]
+    Exposed(SocketAddr),
     #[error("--cors-origin must be `*`, `none` or an origin like https://host:port, got {0:?}")]
     CorsOrigin(String),
     #[error(
@@ -287,6 +299,10 @@ impl TryFrom<Cli> for Config {
     type Error = ConfigError;
 
     fn try_from(cli: Cli) -> Result<Self, Self::Error> {
+        // Opening the library to the network is a decision, not a side effect of an address.
+        if !cli.listen.ip().is_loopback() && !cli.open {
+            return Err(ConfigError::Exposed(cli.listen));
+        }
         let secs = cli.segment_duration;
         if !(MIN_SEGMENT_SECS..=MAX_SEGMENT_SECS).contains(&secs) {
             return Err(ConfigError::SegmentDuration(secs));
@@ -410,6 +426,20 @@ mod tests {
             Some(Duration::from_secs(6))
         );
         assert!(config.path.is_none());
+    }
+
+    #[test]
+    fn serving_other_machines_needs_open() {
+        for address in ["0.0.0.0:5000", "192.168.1.2:80", "[::]:5000"] {
+            assert!(
+                matches!(parse(&["--listen", address]), Err(ConfigError::Exposed(_))),
+                "{address}"
+            );
+            assert!(parse(&["--listen", address, "--open"]).is_ok(), "{address}");
+        }
+        for address in ["127.0.0.1:0", "127.0.0.2:5000", "[::1]:5000"] {
+            assert!(parse(&["--listen", address]).is_ok(), "{address}");
+        }
     }
 
     #[test]

@@ -140,3 +140,38 @@ fn port_in_use_exits_with_one_line() {
     );
     drop(taken);
 }
+
+#[test]
+fn serving_other_machines_is_a_decision() {
+    // No logins yet: listening beyond loopback without --open is refused, in one line that says
+    // what to do, before anything is bound.
+    let mut cmd = server::command(media_root(), "0.0.0.0:0", &[]);
+    cmd.env_remove("RUST_LOG");
+    let run = tools::run_with_timeout(&mut cmd, EXIT_TIMEOUT);
+    let status = run.status.expect("hlss exits");
+    assert!(!status.success(), "hlss served 0.0.0.0 without --open");
+    let lines: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(lines[0].contains("--open"), "{}", run.stderr);
+    assert!(run.stdout.trim().is_empty(), "{}", run.stdout);
+    // With --open it serves every interface: reached here through loopback.
+    let mut child = server::command(media_root(), "0.0.0.0:0", &["--open"])
+        .spawn()
+        .expect("hlss starts");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("a line");
+    let port = line
+        .trim()
+        .strip_prefix("hlss: listening on http://0.0.0.0:")
+        .and_then(|rest| rest.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("listening line {line:?}"));
+    let healthz = http::get(&format!("http://127.0.0.1:{port}/healthz")).status;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(healthz, 200);
+}
