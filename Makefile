@@ -18,6 +18,8 @@ TEST_PACKAGES += strace
 # Browser and cache tests: Debian's Chromium (driven by playwright-core from npm, never a browser
 # download) and nginx as a caching proxy in front of hlss.
 TEST_PACKAGES += chromium nginx-light
+# TLS tests: certificates made at test time (openssl), HTTP/2 and HTTP/1.1 asked for by name (curl).
+TEST_PACKAGES += openssl curl
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -37,6 +37,15 @@ pub struct Cli {
     )]
     pub listen: SocketAddr,
 
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. HTTP/2 and
+    /// HTTP/1.1 by ALPN. Both files are read again on SIGHUP.
+    #[arg(long, env = "HLSS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "HLSS_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Serve other machines although hlss has no logins: anyone who reaches the port browses and
     /// plays the whole library and reads /status and /metrics. Needed to listen beyond loopback.
     #[arg(long, env = "HLSS_OPEN")]
@@ -246,6 +255,8 @@ pub struct WebSettings {
 pub struct Config {
     pub listen: SocketAddr,
     pub path: Option<PathBuf>,
+    /// The certificate chain and key files, when serving HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
     pub encoder: EncoderSettings,
     pub stream: StreamLimits,
     pub web: WebSettings,
@@ -342,6 +353,7 @@ impl TryFrom<Cli> for Config {
         Ok(Config {
             listen: cli.listen,
             path: cli.path,
+            tls: cli.tls_cert.zip(cli.tls_key),
             encoder: EncoderSettings {
                 preset: cli.preset,
                 max_height: cli.max_height,

@@ -56,6 +56,12 @@ fn run(config: Config) -> Result<(), String> {
     let warmed = hlss::transcode::warm_up();
     tracing::debug!("GStreamer plugins loaded in {warmed:.0?}");
     let library = Library::open(config.path.as_deref()).map_err(|err| err.to_string())?;
+    let certificates = match &config.tls {
+        Some((cert, key)) => {
+            Some(http::tls::Certificates::load(cert, key).map_err(|err| err.to_string())?)
+        }
+        None => None,
+    };
     // Bound here rather than by warp, which panics when the port is taken.
     let listener = std::net::TcpListener::bind(config.listen)
         .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
@@ -83,14 +89,22 @@ fn run(config: Config) -> Result<(), String> {
         });
         // Tests and scripts read the port from this line when they asked for port 0.
         let mut stdout = std::io::stdout();
-        let _ = writeln!(stdout, "hlss: listening on http://{local}/");
+        let scheme = if certificates.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let _ = writeln!(stdout, "hlss: listening on {scheme}://{local}/");
         let _ = stdout.flush();
 
         let sweeper = tokio::spawn(sweep(app.clone(), config.idle_timeout));
         let ticker = tokio::spawn(tick(app.clone()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // hlss's own accept loop (not warp::serve): it bounds slow clients and catches panics.
-        let server = http::serve::serve(listener, app.clone(), async {
+        let tls = certificates.as_ref().map(http::tls::Certificates::acceptor);
+        let reloader =
+            certificates.map(|certificates| tokio::spawn(reload_on_hangup(certificates)));
+        let server = http::serve::serve(listener, app.clone(), tls, async {
             let _ = stopped.await;
         });
         tokio::pin!(server);
@@ -109,6 +123,9 @@ fn run(config: Config) -> Result<(), String> {
         }
         sweeper.abort();
         ticker.abort();
+        if let Some(reloader) = reloader {
+            reloader.abort();
+        }
         app.registry.clear();
         // Pipelines stop on their own bus threads; give them a moment to reach NULL.
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
@@ -149,6 +166,24 @@ async fn tick(app: Arc<App>) {
     loop {
         ticks.tick().await;
         app.registry.tick();
+    }
+}
+
+/// Reads the TLS certificate and key again on every SIGHUP (renewed certificates take effect
+/// without a restart; connections already open keep theirs).
+async fn reload_on_hangup(certificates: Arc<http::tls::Certificates>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("cannot listen for SIGHUP: the certificate is read only at start");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        let certificates = certificates.clone();
+        match tokio::task::spawn_blocking(move || certificates.reload()).await {
+            Ok(Ok(())) => tracing::info!("TLS certificate read again"),
+            Ok(Err(err)) => tracing::error!("{err}; the certificate in use stays"),
+            Err(err) => tracing::error!("reading the TLS certificate: {err}"),
+        }
     }
 }
 

@@ -262,6 +262,51 @@ fn audio_and_subtitle_menus_switch_and_remember() {
     );
 }
 
+/// hls.js plays over HTTPS (HTTP/2 by ALPN in Chromium) with a certificate made at test time.
+#[test]
+fn hls_js_plays_over_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.crt"), dir.path().join("c.key"));
+    let made = tools::run_with_timeout(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=hlss-test"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        Duration::from_secs(30),
+    );
+    assert!(made.success(), "openssl: {}", made.describe());
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend([
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let server = Server::start(media_root(), &args);
+    assert!(server.url("/").starts_with("https://"));
+    let options = format!(
+        r#"{{"chromium":"$CHROMIUM","https":true,"watchPath":"/watch/{}","lastSeconds":3}}"#,
+        encode(media::MP4.rel)
+    );
+    let result = scenario("end", &base(&server), &options);
+    let (duration, ended_at) = (number(&result, "duration"), number(&result, "endedAt"));
+    assert!(
+        (ended_at - duration).abs() < 0.5 && duration > 5.0,
+        "{result}"
+    );
+}
+
 #[test]
 fn another_origin_plays_the_stream() {
     let server = Server::start(media_root(), &FAST);

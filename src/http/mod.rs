@@ -14,6 +14,7 @@ mod player;
 mod playlist;
 pub mod serve;
 mod status;
+pub mod tls;
 mod urls;
 mod web;
 

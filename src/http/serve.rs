@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower_service::Service;
 use warp::Filter;
 use warp::http::Response;
@@ -49,19 +50,22 @@ pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallib
     warp::ext::optional::<Peer>().map(|peer: Option<Peer>| peer.map(|p| p.0))
 }
 
-/// Serves the site on `listener` until `shutdown` resolves, then waits for the requests in
-/// flight (bound that wait from outside).
+/// Serves the site on `listener` (over TLS when `tls` is given) until `shutdown` resolves, then
+/// waits for the requests in flight (bound that wait from outside).
 pub async fn serve(
     listener: TcpListener,
     app: Arc<super::App>,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve_filter(listener, super::routes(app), shutdown, HEADER_READ_TIMEOUT).await;
+    let filter = super::routes(app);
+    serve_filter(listener, filter, tls, shutdown, HEADER_READ_TIMEOUT).await;
 }
 
 async fn serve_filter<F>(
     listener: TcpListener,
     filter: F,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
     header_timeout: Duration,
 ) where
@@ -75,6 +79,10 @@ async fn serve_filter<F>(
         .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
+    // HTTP/2 only over TLS, where ALPN chose it.
+    let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -102,10 +110,40 @@ async fn serve_filter<F>(
                 })
             }
         });
-        let connection =
-            graceful.watch(http.serve_connection(TokioIo::new(Stalling::new(stream)), service));
+        let Some(acceptor) = tls.clone() else {
+            let connection =
+                graceful.watch(http.serve_connection(TokioIo::new(Stalling::new(stream)), service));
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(%peer, "connection closed: {err}");
+                }
+                drop(slot);
+            });
+            continue;
+        };
+        let (watcher, http, h2) = (graceful.watcher(), http.clone(), h2.clone());
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            // The handshake is bounded like a request's headers: a client that starts one and
+            // stops must not hold a connection slot.
+            let stream = match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(%peer, "TLS handshake failed: {err}");
+                    return drop(slot);
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return drop(slot);
+                }
+            };
+            let wants_h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
+            let io = TokioIo::new(Stalling::new(stream));
+            let ended = if wants_h2 {
+                watcher.watch(h2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http.serve_connection(io, service)).await
+            };
+            if let Err(err) = ended {
                 tracing::debug!(%peer, "connection closed: {err}");
             }
             drop(slot);
@@ -135,14 +173,15 @@ async fn accept(
     }
 }
 
-/// A TCP stream whose writes fail once they have made no progress for [`WRITE_STALL_TIMEOUT`].
-struct Stalling {
-    stream: TcpStream,
+/// A connection (TCP, or TLS over it) whose writes fail once they have made no progress for
+/// [`WRITE_STALL_TIMEOUT`].
+struct Stalling<S> {
+    stream: S,
     stalled_since: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl Stalling {
-    fn new(stream: TcpStream) -> Stalling {
+impl<S: AsyncRead + AsyncWrite + Unpin> Stalling<S> {
+    fn new(stream: S) -> Stalling<S> {
         Stalling {
             stream,
             stalled_since: None,
@@ -153,7 +192,7 @@ impl Stalling {
     fn watch<T>(
         &mut self,
         cx: &mut Context<'_>,
-        poll: impl FnOnce(Pin<&mut TcpStream>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
+        poll: impl FnOnce(Pin<&mut S>, &mut Context<'_>) -> Poll<std::io::Result<T>>,
     ) -> Poll<std::io::Result<T>> {
         match poll(Pin::new(&mut self.stream), cx) {
             Poll::Ready(result) => {
@@ -174,7 +213,7 @@ impl Stalling {
     }
 }
 
-impl AsyncRead for Stalling {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stalling<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -185,7 +224,7 @@ impl AsyncRead for Stalling {
     }
 }
 
-impl AsyncWrite for Stalling {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stalling<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -249,6 +288,7 @@ mod tests {
         runtime.spawn(serve_filter(
             listener,
             site,
+            None,
             std::future::pending(),
             HEADER_READ_TIMEOUT,
         ));
@@ -284,6 +324,7 @@ mod tests {
         runtime.spawn(serve_filter(
             listener,
             site,
+            None,
             std::future::pending(),
             timeout,
         ));

@@ -15,6 +15,7 @@ const STDERR_TAIL: usize = 64 * 1024;
 
 /// The line the server prints on stdout once it accepts connections, up to the port.
 const LISTENING_PREFIX: &str = "hlss: listening on http://127.0.0.1:";
+const TLS_LISTENING_PREFIX: &str = "hlss: listening on https://127.0.0.1:";
 
 /// A running server. Its stderr is kept and printed if the test panics while the server is alive.
 pub struct Server {
@@ -87,15 +88,19 @@ impl Server {
                 )
             }
         };
-        let port = line
-            .strip_prefix(LISTENING_PREFIX)
+        // `https` when started with a certificate.
+        let (scheme, rest) = match line.strip_prefix(LISTENING_PREFIX) {
+            Some(rest) => ("http", Some(rest)),
+            None => ("https", line.strip_prefix(TLS_LISTENING_PREFIX)),
+        };
+        let port = rest
             .and_then(|rest| rest.strip_suffix('/'))
             .and_then(|port| port.parse::<u16>().ok())
             .filter(|&port| port != 0)
             .unwrap_or_else(|| {
                 panic!("unexpected first stdout line {line:?}, wanted \"{LISTENING_PREFIX}PORT/\"")
             });
-        server.base = format!("http://127.0.0.1:{port}");
+        server.base = format!("{scheme}://127.0.0.1:{port}");
         server
     }
 
