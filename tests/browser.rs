@@ -266,26 +266,7 @@ fn audio_and_subtitle_menus_switch_and_remember() {
 #[test]
 fn hls_js_plays_over_https() {
     let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("c.crt"), dir.path().join("c.key"));
-    let made = tools::run_with_timeout(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "1", "-subj", "/CN=hlss-test"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        Duration::from_secs(30),
-    );
-    assert!(made.success(), "openssl: {}", made.describe());
+    let (cert, key) = tools::self_signed(dir.path(), "hlss-test");
     let mut args: Vec<&str> = FAST.to_vec();
     args.extend([
         "--tls-cert",

@@ -11,37 +11,8 @@ use support::{Server, media, media_root, server};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A self-signed certificate for 127.0.0.1 named `name` (its subject's CN), as
-/// (`name.crt`, `name.key`) in `dir`.
 fn certificate(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    let run = run_with_timeout(
-        Command::new("openssl")
-            .args([
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-            ])
-            .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert),
-        TOOL_TIMEOUT,
-    );
-    assert!(
-        run.success(),
-        "openssl (install it; `make test` does): {}",
-        run.describe()
-    );
-    (cert, key)
+    tools::self_signed(dir, name)
 }
 
 fn start(cert: &Path, key: &Path) -> Server {

@@ -343,3 +343,36 @@ pub fn ffmpeg_play(input: &str) -> Result<FfmpegPlayed, String> {
         video_frames: last("frame=").unwrap_or(0).max(0) as u64,
     })
 }
+
+/// A self-signed certificate for 127.0.0.1 and localhost whose subject's CN is `name`, made with
+/// openssl, as (`name.crt`, `name.key`) in `dir`.
+pub fn self_signed(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    let run = run_with_timeout(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", &format!("/CN={name}")])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+        PROBE_TIMEOUT,
+    );
+    assert!(
+        run.success(),
+        "openssl (install it; `make test` does): {}",
+        run.describe()
+    );
+    (cert, key)
+}
