@@ -37,6 +37,11 @@ pub struct Cli {
     )]
     pub listen: SocketAddr,
 
+    /// Serve /metrics and /status on this address only (plain HTTP, e.g. 127.0.0.1:9090 for
+    /// Prometheus), not on --listen: viewer sessions stay off the public port.
+    #[arg(long, env = "HLSS_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key. HTTP/2 and
     /// HTTP/1.1 by ALPN. Both files are read again on SIGHUP.
     #[arg(long, env = "HLSS_TLS_CERT", value_name = "FILE", requires = "tls_key")]
@@ -257,6 +262,8 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// The certificate chain and key files, when serving HTTPS.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Where `/metrics` and `/status` are served instead of `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub encoder: EncoderSettings,
     pub stream: StreamLimits,
     pub web: WebSettings,
@@ -293,9 +300,9 @@ pub enum ConfigError {
     #[error("--idle-timeout must be between 1 and 86400 seconds, got {0}")]
     IdleTimeout(u64),
     #[error(
-        "--listen {0} serves other machines, and anyone who reaches it can browse and play the \
-         whole library: add --open to mean it, or keep 127.0.0.1 behind a reverse proxy that \
-         asks for a login"
+        "{0} is reachable from other machines, and anyone who reaches it can browse and play \
+         the whole library or read its viewers: add --open to mean it, or keep 127.0.0.1 behind \
+         a reverse proxy that asks for a login"
     )]
     Exposed(SocketAddr),
     #[error("--cors-origin must be `*`, `none` or an origin like https://host:port, got {0:?}")]
@@ -311,8 +318,10 @@ impl TryFrom<Cli> for Config {
 
     fn try_from(cli: Cli) -> Result<Self, Self::Error> {
         // Opening the library to the network is a decision, not a side effect of an address.
-        if !cli.listen.ip().is_loopback() && !cli.open {
-            return Err(ConfigError::Exposed(cli.listen));
+        for address in std::iter::once(cli.listen).chain(cli.metrics_listen) {
+            if !address.ip().is_loopback() && !cli.open {
+                return Err(ConfigError::Exposed(address));
+            }
         }
         let secs = cli.segment_duration;
         if !(MIN_SEGMENT_SECS..=MAX_SEGMENT_SECS).contains(&secs) {
@@ -354,6 +363,7 @@ impl TryFrom<Cli> for Config {
             listen: cli.listen,
             path: cli.path,
             tls: cli.tls_cert.zip(cli.tls_key),
+            metrics_listen: cli.metrics_listen,
             encoder: EncoderSettings {
                 preset: cli.preset,
                 max_height: cli.max_height,
@@ -452,6 +462,12 @@ mod tests {
         for address in ["127.0.0.1:0", "127.0.0.2:5000", "[::1]:5000"] {
             assert!(parse(&["--listen", address]).is_ok(), "{address}");
         }
+        // The metrics port shows viewers: the same rule.
+        assert!(matches!(
+            parse(&["--metrics-listen", "0.0.0.0:9090"]),
+            Err(ConfigError::Exposed(_))
+        ));
+        assert!(parse(&["--metrics-listen", "127.0.0.1:9090"]).is_ok());
     }
 
     #[test]

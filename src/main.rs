@@ -71,6 +71,16 @@ fn run(config: Config) -> Result<(), String> {
     let local = listener
         .local_addr()
         .map_err(|err| format!("cannot listen on {}: {err}", config.listen))?;
+    let admin = match config.metrics_listen {
+        Some(address) => {
+            let cannot = |err: std::io::Error| format!("cannot listen on {address}: {err}");
+            let admin = std::net::TcpListener::bind(address).map_err(cannot)?;
+            admin.set_nonblocking(true).map_err(cannot)?;
+            let at = admin.local_addr().map_err(cannot)?;
+            Some((admin, at))
+        }
+        None => None,
+    };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -86,6 +96,7 @@ fn run(config: Config) -> Result<(), String> {
             registry: Registry::new(config.encoder.clone(), config.stream, budget),
             stats: Default::default(),
             web: config.web.clone(),
+            admin_apart: admin.is_some(),
         });
         // Tests and scripts read the port from this line when they asked for port 0.
         let mut stdout = std::io::stdout();
@@ -95,6 +106,9 @@ fn run(config: Config) -> Result<(), String> {
             "http"
         };
         let _ = writeln!(stdout, "hlss: listening on {scheme}://{local}/");
+        if let Some((_, at)) = &admin {
+            let _ = writeln!(stdout, "hlss: metrics and status on http://{at}/");
+        }
         let _ = stdout.flush();
 
         let sweeper = tokio::spawn(sweep(app.clone(), config.idle_timeout));
@@ -104,7 +118,26 @@ fn run(config: Config) -> Result<(), String> {
         let tls = certificates.as_ref().map(http::tls::Certificates::acceptor);
         let reloader =
             certificates.map(|certificates| tokio::spawn(reload_on_hangup(certificates)));
-        let server = http::serve::serve(listener, app.clone(), tls, async {
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_server = match admin {
+            Some((admin, at)) => {
+                let admin = tokio::net::TcpListener::from_std(admin)
+                    .map_err(|err| format!("cannot listen on {at}: {err}"))?;
+                let role = http::Listener::Admin;
+                Some(tokio::spawn(http::serve::serve(
+                    admin,
+                    app.clone(),
+                    role,
+                    None,
+                    async {
+                        let _ = admin_stopped.await;
+                    },
+                )))
+            }
+            None => None,
+        };
+        let role = http::Listener::Public;
+        let server = http::serve::serve(listener, app.clone(), role, tls, async {
             let _ = stopped.await;
         });
         tokio::pin!(server);
@@ -113,6 +146,7 @@ fn run(config: Config) -> Result<(), String> {
             () = shutdown_signal() => {
                 tracing::info!("shutting down: no new connections; finishing responses in flight");
                 let _ = stop.send(());
+                let _ = stop_admin.send(());
                 if tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await.is_err() {
                     tracing::warn!(
                         "responses still in flight after {} s; closing them",
@@ -125,6 +159,9 @@ fn run(config: Config) -> Result<(), String> {
         ticker.abort();
         if let Some(reloader) = reloader {
             reloader.abort();
+        }
+        if let Some(admin_server) = admin_server {
+            admin_server.abort();
         }
         app.registry.clear();
         // Pipelines stop on their own bus threads; give them a moment to reach NULL.

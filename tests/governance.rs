@@ -384,3 +384,42 @@ fn a_replaced_file_is_reopened() {
     );
     assert_eq!(http::get(&server.url("/hls/x.mp4/200.ts")).status, 200);
 }
+
+#[test]
+fn metrics_and_status_can_live_on_a_port_of_their_own() {
+    let mut child = support::server::command(
+        media_root(),
+        "127.0.0.1:0",
+        &["--metrics-listen", "127.0.0.1:0"],
+    )
+    .spawn()
+    .expect("hlss starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut base = |prefix: &str| {
+        let line = lines.next().and_then(Result::ok).unwrap_or_default();
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix('/'))
+            .map(|host| format!("http://{host}"))
+            .unwrap_or_else(|| panic!("wanted {prefix:?}, got {line:?}"))
+    };
+    let public = base("hlss: listening on http://");
+    let admin = base("hlss: metrics and status on http://");
+    let status = |url: String| http::get(&url).status;
+    let statuses = [
+        status(format!("{public}/metrics")),
+        status(format!("{public}/status")),
+        status(format!("{public}/healthz")),
+        status(format!("{public}/")),
+        status(format!("{admin}/metrics")),
+        status(format!("{admin}/status")),
+        status(format!("{admin}/healthz")),
+        status(format!("{admin}/")),
+        status(format!("{admin}/hls/{}/index.m3u8", media::MP4.rel)),
+    ];
+    let metrics = http::get(&format!("{admin}/metrics")).text();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(statuses, [404, 404, 200, 200, 200, 200, 200, 404, 404]);
+    assert!(metrics.contains("hlss_streams "), "{metrics}");
+}

@@ -40,10 +40,33 @@ pub struct App {
     pub stats: metrics::HttpStats,
     /// CORS origin and where player pages get hls.js.
     pub web: crate::config::WebSettings,
+    /// `/metrics` and `/status` are served on a listener of their own (`--metrics-listen`), and
+    /// not on the public one.
+    pub admin_apart: bool,
+}
+
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    /// The site: listings, players, playlists, segments (and `/metrics`, `/status` unless they
+    /// are apart).
+    Public,
+    /// `--metrics-listen`: `/metrics`, `/status` and `/healthz` only.
+    Admin,
+}
+
+/// Whether `route` is served on `listener`.
+fn admits(listener: Listener, admin_apart: bool, route: &Route) -> bool {
+    let admin = matches!(route, Route::Metrics | Route::Status);
+    match listener {
+        Listener::Public => !(admin && admin_apart),
+        Listener::Admin => admin || matches!(route, Route::Health),
+    }
 }
 
 /// What a handler needs to know about a request besides its path.
 pub(crate) struct Request<'a> {
+    listener: Listener,
     method: &'a Method,
     path: &'a str,
     /// The viewer session named by the URL's `s` query parameter.
@@ -71,11 +94,12 @@ fn client_key(remote: Option<SocketAddr>, user_agent: Option<&str>) -> u64 {
 /// is percent-decoded exactly once.
 pub fn routes(
     app: Arc<App>,
+    listener: Listener,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone + Send + Sync + 'static {
     // Caching, CORS and ranges are applied around the handlers, in one place; responses are
     // counted as sent, after that layer has turned some into 304 or 206.
     let stats = app.clone();
-    web::layer(app.clone(), site(app)).map(move |response: Response<Bytes>| {
+    web::layer(app.clone(), site(app, listener)).map(move |response: Response<Bytes>| {
         stats.stats.count_response(response.status());
         response
     })
@@ -83,6 +107,7 @@ pub fn routes(
 
 fn site(
     app: Arc<App>,
+    listener: Listener,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone + Send + Sync + 'static {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::method()
@@ -99,6 +124,7 @@ fn site(
                 let app = app.clone();
                 async move {
                     let request = Request {
+                        listener,
                         method: &method,
                         path: path.as_str(),
                         session: session_from_query(&query),
@@ -132,7 +158,10 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
     if method != Method::GET && method != Method::HEAD {
         return Err(HttpError::MethodNotAllowed);
     }
-    match urls::route(path).ok_or(HttpError::NotFound)? {
+    let route = urls::route(path)
+        .filter(|route| admits(request.listener, app.admin_apart, route))
+        .ok_or(HttpError::NotFound)?;
+    match route {
         Route::Health => Ok(reply("text/plain; charset=utf-8", "no-store", "ok\n")),
         Route::Metrics => Ok(reply(
             "text/plain; version=0.0.4; charset=utf-8",
@@ -192,4 +221,24 @@ fn reply(
         header::HeaderValue::from_static(cache),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_and_status_go_where_they_are_told() {
+        let (metrics, status, health) = (Route::Metrics, Route::Status, Route::Health);
+        let page = Route::Folder(RelPath::default());
+        for route in [&metrics, &status, &health, &page] {
+            assert!(admits(Listener::Public, false, route), "{route:?}");
+        }
+        assert!(!admits(Listener::Public, true, &metrics));
+        assert!(!admits(Listener::Public, true, &status));
+        assert!(admits(Listener::Public, true, &page));
+        assert!(admits(Listener::Admin, true, &metrics));
+        assert!(admits(Listener::Admin, true, &health));
+        assert!(!admits(Listener::Admin, true, &page));
+    }
 }

@@ -55,10 +55,11 @@ pub fn remote() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallib
 pub async fn serve(
     listener: TcpListener,
     app: Arc<super::App>,
+    role: super::Listener,
     tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let filter = super::routes(app);
+    let filter = super::routes(app, role);
     serve_filter(listener, filter, tls, shutdown, HEADER_READ_TIMEOUT).await;
 }
 
