@@ -36,6 +36,9 @@ pub const MAX_HEADERS: usize = 64;
 /// A response write that makes no progress for this long (a client that stopped reading)
 /// closes the connection.
 pub const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often an HTTP/2 connection is pinged; one that does not answer within the header read
+/// timeout is closed.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Most connections served at once; further ones wait in the listen backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
@@ -80,10 +83,13 @@ async fn serve_filter<F>(
         .header_read_timeout(header_timeout)
         .max_buf_size(MAX_HEADER_BYTES)
         .max_headers(MAX_HEADERS);
-    // HTTP/2 only over TLS, where ALPN chose it.
+    // HTTP/2 only over TLS, where ALPN chose it. hyper's HTTP/2 server has no idle timeout like
+    // HTTP/1.1's header timeout: pings at least drop peers that went away.
     let mut h2 = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(MAX_HEADER_BYTES).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(H2_PING_INTERVAL))
+        .keep_alive_timeout(header_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
