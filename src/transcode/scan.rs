@@ -80,8 +80,6 @@ impl crate::library::index::Weigh for Scan {
 /// What the pad probe has seen so far.
 #[derive(Default)]
 struct Seen {
-    /// The file's type, when it is not one of [`DEMUXERS`].
-    container: Option<String>,
     video: bool,
     keyframes: Vec<Duration>,
     positions: Vec<(Duration, u64)>,
@@ -103,9 +101,6 @@ pub fn keyframes(path: &Path, budget: Duration) -> Result<Scan, ScanError> {
     // NULL stops the streaming threads: nothing touches `seen` after this.
     let _ = pipeline.set_state(gst::State::Null);
     let mut seen = std::mem::take(&mut *seen.lock());
-    if let Some(demuxer) = seen.container {
-        return Err(ScanError::Container(demuxer));
-    }
     result?;
     if seen.overflow {
         return Err(ScanError::TooManyKeyframes);
@@ -136,58 +131,47 @@ fn failed(err: impl std::fmt::Display) -> ScanError {
     ScanError::Failed(err.to_string())
 }
 
-/// filesrc → typefind → the container's demuxer; its first H.264 stream → h264parse →
-/// capsfilter (Annex B, whole pictures) → fakesink with the probe. Other streams stay unlinked
-/// (a demuxer carries on while any of its streams is linked). Built by hand rather than with
-/// parsebin, which drops an error a demuxer posts while it is being plugged: over garbage
-/// MPEG-TS the scan then ended only at its budget, now at once.
+/// Bytes of the file's head its type is found from (MPEG-TS needs a few packets in a row).
+const TYPEFIND_BYTES: usize = 64 * 1024;
+
+/// The demuxer for the file at `path`, by the type of its first bytes (GStreamer's own
+/// typefinders), if it is one of [`DEMUXERS`].
+fn demuxer_for(path: &Path) -> Result<&'static str, ScanError> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(TYPEFIND_BYTES);
+    std::fs::File::open(path)?
+        .take(TYPEFIND_BYTES as u64)
+        .read_to_end(&mut head)?;
+    let kind = gst_base::type_find_helper_for_data(None::<&gst::Object>, &head)
+        .ok()
+        .and_then(|(caps, _)| caps.structure(0).map(|s| s.name().to_string()))
+        .unwrap_or_else(|| "unknown".to_owned());
+    DEMUXERS
+        .iter()
+        .find(|(media, _)| *media == kind)
+        .map(|&(_, factory)| factory)
+        .ok_or(ScanError::Container(kind))
+}
+
+/// filesrc → the container's demuxer; its first H.264 stream → h264parse → capsfilter (Annex B,
+/// whole pictures) → fakesink with the probe. Other streams stay unlinked (a demuxer carries on
+/// while any of its streams is linked). Built by hand rather than with parsebin, which drops an
+/// error a demuxer posts while it is being plugged: over garbage MPEG-TS the scan then ended only
+/// at its budget, now at once. The type is found before the pipeline exists: a `typefind`
+/// element plugging the demuxer from its streaming thread deadlocked against the pipeline's own
+/// start (GStreamer 1.22: its task waits for the state lock `sync_state_with_parent` needs, while
+/// the state change waits for that task's stream lock).
 fn build(path: &Path, seen: &Arc<Mutex<Seen>>) -> Result<gst::Pipeline, ScanError> {
+    let factory = demuxer_for(path)?;
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("filesrc")
         .property("location", path.to_string_lossy().as_ref())
         .build()
         .map_err(|_| ScanError::MissingElement("filesrc"))?;
-    let typefind = make("typefind").map_err(missing("typefind"))?;
-    pipeline.add_many([&src, &typefind]).map_err(failed)?;
-    src.link(&typefind).map_err(failed)?;
-    seen.lock().src = Some(src.downgrade());
-    let weak = pipeline.downgrade();
-    let seen = seen.clone();
-    typefind.connect("have-type", false, move |values| {
-        let typefind = values.first()?.get::<gst::Element>().ok()?;
-        let caps = values.get(2)?.get::<gst::Caps>().ok()?;
-        let pipeline = weak.upgrade()?;
-        let plugged = super::guard::guard("the scan's have-type", || {
-            plug_demuxer(&pipeline, &typefind, &caps, &seen)
-        })
-        .unwrap_or_else(|| Err(ScanError::Failed("internal error".into())));
-        if let Err(err) = plugged {
-            gst::element_error!(typefind, gst::StreamError::WrongType, ("{}", err));
-        }
-        None
-    });
-    Ok(pipeline)
-}
-
-/// Links the demuxer for `caps` (the file's type) after `typefind`, if it is one of
-/// [`DEMUXERS`].
-fn plug_demuxer(
-    pipeline: &gst::Pipeline,
-    typefind: &gst::Element,
-    caps: &gst::CapsRef,
-    seen: &Arc<Mutex<Seen>>,
-) -> Result<(), ScanError> {
-    let kind = caps
-        .structure(0)
-        .map(|s| s.name().to_string())
-        .unwrap_or_default();
-    let Some(&(_, factory)) = DEMUXERS.iter().find(|(media, _)| *media == kind) else {
-        seen.lock().container = Some(kind.clone());
-        return Err(ScanError::Container(kind));
-    };
     let demux = make(factory).map_err(missing(factory))?;
-    pipeline.add(&demux).map_err(failed)?;
-    typefind.link(&demux).map_err(failed)?;
+    pipeline.add_many([&src, &demux]).map_err(failed)?;
+    src.link(&demux).map_err(failed)?;
+    seen.lock().src = Some(src.downgrade());
     let weak = pipeline.downgrade();
     let on_pad = seen.clone();
     demux.connect_pad_added(move |demux, pad| {
@@ -202,8 +186,7 @@ fn plug_demuxer(
             gst::element_error!(demux, gst::CoreError::Negotiation, ("{}", err));
         }
     });
-    demux.sync_state_with_parent().map_err(failed)?;
-    Ok(())
+    Ok(pipeline)
 }
 
 /// Links `pad` to the probed branch if it is the first H.264 stream.
