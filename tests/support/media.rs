@@ -122,6 +122,7 @@ pub fn media_root() -> &'static Path {
 /// (the recipes), so that changing a recipe regenerates; built by `make` in a scratch folder and
 /// renamed into place, so that concurrent test processes never see half a tree.
 pub fn cached_tree(prefix: &str, key: &impl Hash, make: impl FnOnce(&Path)) -> PathBuf {
+    super::watchdog();
     let mut hasher = DefaultHasher::new();
     key.hash(&mut hasher);
     let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));

@@ -16,6 +16,43 @@ pub mod ts;
 use std::time::Duration;
 
 pub use media::{Clip, media_root};
+
+/// Longest one test binary may run (the slowest takes about 2 minutes here). cargo's harness has
+/// no per-test time limit: a hung test (GStreamer has deadlocked in tests before) would hold CI
+/// until its own limit, with no word on why.
+const BINARY_WATCHDOG: Duration = Duration::from_secs(15 * 60);
+
+/// Arms, once per test binary, a watchdog that aborts the binary past [`BINARY_WATCHDOG`],
+/// saying why (cargo's "has been running for over 60 seconds" lines above name the test).
+pub fn watchdog() {
+    static ARMED: std::sync::Once = std::sync::Once::new();
+    ARMED.call_once(|| {
+        // HLSS_TEST_WATCHDOG_SECS sets another limit (a very slow machine).
+        let limit = std::env::var("HLSS_TEST_WATCHDOG_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map_or(BINARY_WATCHDOG, Duration::from_secs);
+        let spawned = std::thread::Builder::new()
+            .name("test-watchdog".into())
+            .spawn(move || {
+                std::thread::sleep(limit);
+                // Straight to the stream: eprintln! from a test's thread is captured, and the
+                // capture dies with the process.
+                let _ = std::io::Write::write_all(
+                    &mut std::io::stderr(),
+                    format!(
+                        "test watchdog: this test binary has run for {} s; a test is hung (the \
+                         'has been running for over 60 seconds' lines name it). Aborting.\n",
+                        limit.as_secs()
+                    )
+                    .as_bytes(),
+                );
+                std::process::abort();
+            });
+        // Without a thread the tests still run, only unguarded.
+        drop(spawned);
+    });
+}
 pub use server::Server;
 
 /// How far a measured duration (playlist sum, decoded by a client) may stray from the source's.

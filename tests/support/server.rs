@@ -49,6 +49,7 @@ impl Server {
     /// Starts `cmd`, a server command line (possibly wrapped in another program that ends by
     /// exec'ing it, so that killing the child kills the server), and waits for its listening line.
     pub fn start_command(mut cmd: Command, path: &Path) -> Server {
+        super::watchdog();
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_hlss")));

@@ -57,6 +57,7 @@ impl Run {
 
 /// Runs `cmd` to completion or kills it after `timeout`, collecting both outputs.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> Run {
+    super::watchdog();
     for var in PROXY_VARS {
         cmd.env_remove(var);
     }
