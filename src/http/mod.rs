@@ -173,7 +173,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
             "no-store",
             status::page(&app.registry),
         )),
-        Route::Folder(rel) => folder(app, &rel, path),
+        Route::Folder(rel) => folder(app, &rel, path).await,
         Route::Watch(rel) => web::watch(app, &rel),
         Route::Asset(name) => web::asset(&name),
         Route::Hls(rel, leaf) => hls::answer(app, request, &rel, leaf).await,
@@ -185,7 +185,7 @@ fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
     Ok(app.registry.open(&source, &rel.to_string()))
 }
 
-fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpError> {
+async fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpError> {
     let entries = app.library.list(rel)?;
     // Listings are linked with a trailing slash; send `/browse/a` there so the address bar
     // shows one canonical URL.
@@ -197,7 +197,11 @@ fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpE
             .unwrap_or_default());
     }
     let title = app.library.title();
-    let languages = app.library.languages(rel, &entries);
+    // Up to 200 files' headers are read: off the async runtime.
+    let (library, folder, listed) = (app.library.clone(), rel.clone(), entries.clone());
+    let languages = tokio::task::spawn_blocking(move || library.languages(&folder, &listed))
+        .await
+        .unwrap_or_default();
     Ok(reply(
         "text/html; charset=utf-8",
         "no-cache",

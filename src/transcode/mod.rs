@@ -32,7 +32,7 @@ pub use probe::{
     AudioCodec, AudioTrack, Codecs, PROBE_TIMEOUT, Probe, SubtitleTrack, Tracks, VideoCodec, probe,
 };
 pub use registry::{RegistryEnv, registry_env};
-pub use text::{MAX_TEXT_TRACKS, MAX_TRACK_BYTES, OPEN_CUE_SPAN, TextTrack, extract_text};
+pub use text::{TextTrack, extract_text};
 pub use warm::warm_up;
 
 /// The PTS mpegtsmux gives running time 0 (it starts its clock at one hour).
