@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Shortest segment we accept: shorter ones make players refetch playlists constantly.
 const MIN_SEGMENT_SECS: f64 = 0.5;
@@ -19,9 +19,14 @@ const MAX_SEGMENT_SECS: f64 = 30.0;
     long_about = "On-demand HLS streaming server. Point it at a folder (or one file); people browse it \
                   at http://LISTEN/ and play any file GStreamer can decode in a browser, VLC, mpv, \
                   ffplay or a phone. Files are transcoded on the fly to H.264 + AAC in MPEG-TS and \
-                  every segment is held in memory: hlss never writes a file."
+                  every segment is held in memory: hlss never writes a file.",
+    // `hlss user …` and `hlss link …` are commands; a folder called `user` is served as `./user`.
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Folder to serve as a browsable tree, or a single media file to serve alone.
     /// Without it, hlss serves a built-in one-minute demo (test pattern and tone).
     #[arg(env = "HLSS_PATH", value_name = "PATH")]
@@ -51,10 +56,33 @@ pub struct Cli {
     #[arg(long, env = "HLSS_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
-    /// Serve other machines although hlss has no logins: anyone who reaches the port browses and
-    /// plays the whole library and reads /status and /metrics. Needed to listen beyond loopback.
+    /// Serve other machines without logins: anyone who reaches the port browses and plays the
+    /// whole library and reads /status and /metrics. Needed to listen beyond loopback without
+    /// --users.
     #[arg(long, env = "HLSS_OPEN")]
     pub open: bool,
+
+    /// Require a login: one `name:argon2id-hash` per line (make lines with `hlss user add NAME`).
+    /// Read again when it changes and on SIGHUP. Every page, playlist and segment then needs a
+    /// login (a cookie from /login, or HTTP Basic) or a signed link; /healthz never does.
+    #[arg(long, env = "HLSS_USERS", value_name = "FILE")]
+    pub users: Option<PathBuf>,
+
+    /// Key that signs login cookies and links: a file of 32 or more random bytes
+    /// (`head -c 32 /dev/urandom > FILE`). Without it a key is made at start, and logins and
+    /// links end when hlss stops.
+    #[arg(long, env = "HLSS_SECRET_FILE", value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// Failed logins one address may make in a minute; beyond them it gets 429 until the
+    /// minute is over (an IPv6 address counts as its /64).
+    #[arg(
+        long,
+        env = "HLSS_LOGIN_ATTEMPTS",
+        default_value_t = 10,
+        value_name = "N"
+    )]
+    pub login_attempts: u32,
 
     /// Target duration of each HLS segment in seconds; keyframes are forced at these boundaries.
     #[arg(
@@ -177,6 +205,44 @@ pub struct Cli {
     pub hlsjs_url: Option<String>,
 }
 
+/// What hlss does besides serving.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the users file given to --users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Print a signed link to a file's playlist, for a player that cannot log in (VLC, a TV, a
+    /// friend): it plays that file alone, until it expires.
+    Link {
+        /// The file's path in the library, as in its /watch/ address (e.g. `films/Alien.mkv`).
+        #[arg(value_name = "PATH")]
+        path: String,
+        /// How long the link works: `90m`, `24h`, `7days` (a year at most).
+        #[arg(long, default_value = "24h", value_name = "DURATION")]
+        expires: humantime::Duration,
+        /// The server's --secret-file: a link works on the server that has the same key.
+        #[arg(long, env = "HLSS_SECRET_FILE", value_name = "FILE")]
+        secret_file: PathBuf,
+        /// Put this in front, e.g. `https://films.example:5000`, to print a whole URL.
+        #[arg(long, value_name = "URL")]
+        base: Option<String>,
+    },
+}
+
+/// `hlss user …`
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Read a password from standard input (not echoed on a terminal) and print the line to
+    /// add to the users file.
+    Add {
+        /// 1 to 64 printable ASCII characters without spaces or any of : , ; " \\
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+}
+
 /// Whether compatible sources are passed through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
 pub enum DirectMode {
@@ -255,6 +321,15 @@ pub struct WebSettings {
     pub hlsjs_url: Option<String>,
 }
 
+/// Who may watch: `--users`, `--secret-file`, `--login-attempts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSettings {
+    /// The users file; `None` serves everyone.
+    pub users: Option<PathBuf>,
+    pub secret_file: Option<PathBuf>,
+    pub login_attempts: u32,
+}
+
 /// The validated configuration the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -264,6 +339,7 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Where `/metrics` and `/status` are served instead of `listen`.
     pub metrics_listen: Option<SocketAddr>,
+    pub access: AccessSettings,
     pub encoder: EncoderSettings,
     pub stream: StreamLimits,
     pub web: WebSettings,
@@ -305,6 +381,8 @@ pub enum ConfigError {
          a reverse proxy that asks for a login"
     )]
     Exposed(SocketAddr),
+    #[error("--login-attempts must be between 1 and 10000, got {0}")]
+    LoginAttempts(u32),
     #[error("--cors-origin must be `*`, `none` or an origin like https://host:port, got {0:?}")]
     CorsOrigin(String),
     #[error(
@@ -318,10 +396,16 @@ impl TryFrom<Cli> for Config {
 
     fn try_from(cli: Cli) -> Result<Self, Self::Error> {
         // Opening the library to the network is a decision, not a side effect of an address.
-        for address in std::iter::once(cli.listen).chain(cli.metrics_listen) {
-            if !address.ip().is_loopback() && !cli.open {
-                return Err(ConfigError::Exposed(address));
-            }
+        // With users the public port asks for a login; the metrics port never does.
+        let public = cli.listen.ip().is_loopback() || cli.open || cli.users.is_some();
+        if !public {
+            return Err(ConfigError::Exposed(cli.listen));
+        }
+        if let Some(address) = cli.metrics_listen
+            && !address.ip().is_loopback()
+            && !cli.open
+        {
+            return Err(ConfigError::Exposed(address));
         }
         let secs = cli.segment_duration;
         if !(MIN_SEGMENT_SECS..=MAX_SEGMENT_SECS).contains(&secs) {
@@ -357,6 +441,9 @@ impl TryFrom<Cli> for Config {
         if !(1..=86_400).contains(&cli.idle_timeout) {
             return Err(ConfigError::IdleTimeout(cli.idle_timeout));
         }
+        if !(1..=10_000).contains(&cli.login_attempts) {
+            return Err(ConfigError::LoginAttempts(cli.login_attempts));
+        }
         let mib = |v: u64| usize::try_from(v.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         let web = web_settings(cli.cors_origin, cli.hlsjs_url)?;
         Ok(Config {
@@ -364,6 +451,11 @@ impl TryFrom<Cli> for Config {
             path: cli.path,
             tls: cli.tls_cert.zip(cli.tls_key),
             metrics_listen: cli.metrics_listen,
+            access: AccessSettings {
+                users: cli.users,
+                secret_file: cli.secret_file,
+                login_attempts: cli.login_attempts,
+            },
             encoder: EncoderSettings {
                 preset: cli.preset,
                 max_height: cli.max_height,
@@ -468,6 +560,34 @@ mod tests {
             Err(ConfigError::Exposed(_))
         ));
         assert!(parse(&["--metrics-listen", "127.0.0.1:9090"]).is_ok());
+        // Users make the public port ask for logins; the metrics port has none.
+        assert!(parse(&["--listen", "0.0.0.0:5000", "--users", "/u"]).is_ok());
+        assert!(matches!(
+            parse(&["--users", "/u", "--metrics-listen", "0.0.0.0:9090"]),
+            Err(ConfigError::Exposed(_))
+        ));
+    }
+
+    #[test]
+    fn commands_and_a_folder_of_the_same_name() {
+        let cli = Cli::try_parse_from(["hlss", "user", "add", "alice"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::User { action: UserAction::Add { ref name } }) if name == "alice"
+        ));
+        let cli = Cli::try_parse_from(["hlss", "link", "a/b.mkv", "--secret-file", "k"]).unwrap();
+        let Some(Command::Link { path, expires, .. }) = cli.command else {
+            panic!("not a link command");
+        };
+        assert_eq!((path.as_str(), expires.as_secs()), ("a/b.mkv", 86_400));
+        let cli = Cli::try_parse_from(["hlss", "./user"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.path.as_deref(), Some(std::path::Path::new("./user")));
+        assert!(Cli::try_parse_from(["hlss", "--open", "user", "add", "x"]).is_err());
+        assert_eq!(
+            parse(&["--login-attempts", "0"]).unwrap_err(),
+            ConfigError::LoginAttempts(0)
+        );
     }
 
     #[test]

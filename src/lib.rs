@@ -1,6 +1,7 @@
 //! hlss: an on-demand HLS server; data flows library → transcode → segmenter → stream → http.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod config;
 pub mod http;
 pub mod library;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use hlss::config::{Cli, Config};
+use hlss::access::{Accounts, Secret};
+use hlss::config::{Cli, Command, Config, UserAction};
 use hlss::http::{self, App};
 use hlss::library::Library;
 use hlss::stream::{Budget, Registry};
@@ -16,6 +17,8 @@ use hlss::stream::{Budget, Registry};
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often streams look at the time: the precision of their time-outs.
 const STREAM_TICK: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often the users file is read to see whether it changed.
+const USERS_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn main() -> ExitCode {
     // GStreamer reads its plugin registry during `gst::init`; `registry` keeps the cache open
@@ -26,7 +29,17 @@ fn main() -> ExitCode {
         // other thread can be reading the environment.
         unsafe { std::env::set_var(name, value) };
     }
-    let config = match Config::try_from(Cli::parse()) {
+    let mut cli = Cli::parse();
+    if let Some(command) = cli.command.take() {
+        return match command_line(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("hlss: {message}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    let config = match Config::try_from(cli) {
         Ok(config) => config,
         Err(err) => {
             eprintln!("hlss: {err}");
@@ -50,12 +63,91 @@ fn main() -> ExitCode {
     }
 }
 
+/// `hlss user add` and `hlss link`: print a line and leave.
+fn command_line(command: Command) -> Result<(), String> {
+    match command {
+        Command::User {
+            action: UserAction::Add { name },
+        } => {
+            if !hlss::access::users::valid_name(&name) {
+                return Err(hlss::access::UsersError::BadName.to_string());
+            }
+            let password = read_password(&name)?;
+            let line =
+                hlss::access::users::line_for(&name, &password).map_err(|e| e.to_string())?;
+            println!("{line}");
+            Ok(())
+        }
+        Command::Link {
+            path,
+            expires,
+            secret_file,
+            base,
+        } => {
+            let secret = Secret::from_file(&secret_file).map_err(|e| e.to_string())?;
+            let rel = hlss::library::RelPath::parse(path.trim_start_matches('/'))
+                .filter(|rel| !rel.is_root())
+                .ok_or_else(|| format!("{path:?} is not a file's path in the library"))?;
+            let link = http::signed_link(&secret, &rel, *expires).ok_or_else(|| {
+                "--expires must be more than a second and at most a year".to_owned()
+            })?;
+            let base = base.unwrap_or_default();
+            println!("{}{link}", base.trim_end_matches('/'));
+            Ok(())
+        }
+    }
+}
+
+/// The password for `hlss user add`: asked twice without echo on a terminal, else the first
+/// line of standard input.
+fn read_password(name: &str) -> Result<String, String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("Password for {name}: "))
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        let again = rpassword::prompt_password("Again: ")
+            .map_err(|e| format!("cannot read the password: {e}"))?;
+        if first != again {
+            return Err("the two passwords differ".into());
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password: {e}"))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_owned())
+}
+
 fn run(config: Config) -> Result<(), String> {
     gst::init().map_err(|err| format!("cannot initialise GStreamer: {err}"))?;
     // Before listening: the first viewer after a start should not wait for plugins to load.
     let warmed = hlss::transcode::warm_up();
     tracing::debug!("GStreamer plugins loaded in {warmed:.0?}");
     let library = Library::open(config.path.as_deref()).map_err(|err| err.to_string())?;
+    let gate = match &config.access.users {
+        Some(users) => {
+            let accounts = Accounts::load(users).map_err(|err| err.to_string())?;
+            let secret = match &config.access.secret_file {
+                Some(file) => Secret::from_file(file),
+                None => Secret::random(),
+            }
+            .map_err(|err| err.to_string())?;
+            if accounts.count() == 0 {
+                tracing::warn!(
+                    "{} lists nobody: nobody can log in (add lines made by `hlss user add NAME`)",
+                    users.display()
+                );
+            }
+            Some(http::auth::Gate::new(
+                Arc::new(accounts),
+                secret,
+                config.access.login_attempts,
+                config.tls.is_some(),
+            ))
+        }
+        None => None,
+    };
     let certificates = match &config.tls {
         Some((cert, key)) => {
             Some(http::tls::Certificates::load(cert, key).map_err(|err| err.to_string())?)
@@ -97,6 +189,7 @@ fn run(config: Config) -> Result<(), String> {
             stats: Default::default(),
             web: config.web.clone(),
             admin_apart: admin.is_some(),
+            gate,
         });
         // Tests and scripts read the port from this line when they asked for port 0.
         let mut stdout = std::io::stdout();
@@ -116,8 +209,8 @@ fn run(config: Config) -> Result<(), String> {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         // hlss's own accept loop (not warp::serve): it bounds slow clients and catches panics.
         let tls = certificates.as_ref().map(http::tls::Certificates::acceptor);
-        let reloader =
-            certificates.map(|certificates| tokio::spawn(reload_on_hangup(certificates)));
+        let reloader = tokio::spawn(reload_on_hangup(app.clone(), certificates));
+        let users_watch = tokio::spawn(watch_users(app.clone()));
         let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         let admin_server = match admin {
             Some((admin, at)) => {
@@ -157,9 +250,8 @@ fn run(config: Config) -> Result<(), String> {
         }
         sweeper.abort();
         ticker.abort();
-        if let Some(reloader) = reloader {
-            reloader.abort();
-        }
+        reloader.abort();
+        users_watch.abort();
         if let Some(admin_server) = admin_server {
             admin_server.abort();
         }
@@ -206,21 +298,61 @@ async fn tick(app: Arc<App>) {
     }
 }
 
-/// Reads the TLS certificate and key again on every SIGHUP (renewed certificates take effect
-/// without a restart; connections already open keep theirs).
-async fn reload_on_hangup(certificates: Arc<http::tls::Certificates>) {
+/// Reads the TLS certificate and key and the users file again on every SIGHUP (renewed
+/// certificates take effect without a restart; connections already open keep theirs).
+async fn reload_on_hangup(app: Arc<App>, certificates: Option<Arc<http::tls::Certificates>>) {
     let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
     else {
-        tracing::warn!("cannot listen for SIGHUP: the certificate is read only at start");
+        tracing::warn!("cannot listen for SIGHUP: certificates and users are read only at start");
         return;
     };
     while hangups.recv().await.is_some() {
-        let certificates = certificates.clone();
-        match tokio::task::spawn_blocking(move || certificates.reload()).await {
-            Ok(Ok(())) => tracing::info!("TLS certificate read again"),
-            Ok(Err(err)) => tracing::error!("{err}; the certificate in use stays"),
-            Err(err) => tracing::error!("reading the TLS certificate: {err}"),
+        if let Some(certificates) = certificates.clone() {
+            match tokio::task::spawn_blocking(move || certificates.reload()).await {
+                Ok(Ok(())) => tracing::info!("TLS certificate read again"),
+                Ok(Err(err)) => tracing::error!("{err}; the certificate in use stays"),
+                Err(err) => tracing::error!("reading the TLS certificate: {err}"),
+            }
         }
+        reload_users(&app).await;
+    }
+}
+
+/// Reads the users file every couple of seconds and takes it when it changed: adding or
+/// removing a user, or changing a password, needs no restart.
+async fn watch_users(app: Arc<App>) {
+    if app.gate.is_none() {
+        return;
+    }
+    let mut ticks = tokio::time::interval(USERS_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        reload_users(&app).await;
+    }
+}
+
+async fn reload_users(app: &Arc<App>) {
+    if app.gate.is_none() {
+        return;
+    }
+    let read = app.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        read.gate.as_ref().map(|gate| gate.accounts().reload())
+    })
+    .await;
+    let Some(gate) = app.gate.as_ref() else {
+        return;
+    };
+    let path = gate.accounts().path().display();
+    match outcome {
+        Ok(Some(Ok(true))) => {
+            tracing::info!("{path} changed: {} users", gate.accounts().count());
+        }
+        Ok(Some(Ok(false))) | Ok(None) => {}
+        // Logged at each poll while it stays broken: rare, and worth seeing.
+        Ok(Some(Err(err))) => tracing::error!("{err}; the users read before stay"),
+        Err(err) => tracing::error!("reading the users file: {err}"),
     }
 }
 

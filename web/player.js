@@ -294,5 +294,34 @@
     else return;
     e.preventDefault();
   });
+  // "Copy a link": asks the server for a signed link to this file's playlist (only a logged-in
+  // viewer may) and puts the whole URL in the clipboard and in a field beside the button, for
+  // browsers that refuse the clipboard.
+  var shareButton = document.getElementById('share');
+  if (data.share && shareButton) {
+    var shareField = document.getElementById('share-url');
+    var shareExpires = document.getElementById('share-expires');
+    shareButton.parentNode.hidden = false;
+    shareButton.addEventListener('click', function () {
+      var url = data.share + '?expires=' + encodeURIComponent(shareExpires.value);
+      fetch(url, { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
+        if (!r.ok) throw new Error('the server answered ' + r.status);
+        return r.text();
+      }).then(function (path) {
+        var link = location.origin + path.trim();
+        state.sharedLink = link;
+        shareField.value = link;
+        shareField.hidden = false;
+        shareField.select();
+        if (navigator.clipboard) {
+          navigator.clipboard.writeText(link).then(function () {
+            shareButton.textContent = 'Copied';
+          }, function () { /* the field holds it */ });
+        }
+      }).catch(function (e) {
+        shareButton.textContent = 'No link: ' + e.message;
+      });
+    });
+  }
   video.focus();
 })();

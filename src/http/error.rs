@@ -18,6 +18,23 @@ pub enum HttpError {
     NotFound,
     #[error("only GET and HEAD are supported")]
     MethodNotAllowed,
+    /// No credentials, or wrong ones (unknown users and wrong passwords alike).
+    #[error("log in: HTTP Basic, the form at /login, or a signed link")]
+    Unauthorized,
+    /// A browser without a login asked for a page: it is sent to the login form, then back to
+    /// this path.
+    #[error("log in first")]
+    LoginRequired(String),
+    #[error(transparent)]
+    Link(#[from] crate::access::link::LinkError),
+    #[error("a signed link opens its own file only")]
+    LinkElsewhere,
+    #[error("a login form is at most 4096 bytes")]
+    BodyTooLarge,
+    #[error("expires must be a duration such as 90m, 24h or 7days, a year at most")]
+    BadLinkLifetime,
+    #[error("too many failed logins from this address; try again later")]
+    TooManyLogins(std::time::Duration),
     #[error(transparent)]
     Library(#[from] LibraryError),
     #[error(transparent)]
@@ -32,6 +49,12 @@ impl HttpError {
         match self {
             HttpError::NotFound => StatusCode::NOT_FOUND,
             HttpError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            HttpError::Unauthorized => StatusCode::UNAUTHORIZED,
+            HttpError::LoginRequired(_) => StatusCode::SEE_OTHER,
+            HttpError::Link(_) | HttpError::LinkElsewhere => StatusCode::FORBIDDEN,
+            HttpError::TooManyLogins(_) => StatusCode::TOO_MANY_REQUESTS,
+            HttpError::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::BadLinkLifetime => StatusCode::BAD_REQUEST,
             HttpError::Panic => StatusCode::INTERNAL_SERVER_ERROR,
             HttpError::Library(err) => match err {
                 LibraryError::NotFound | LibraryError::NotServable(_) => StatusCode::NOT_FOUND,
@@ -98,8 +121,24 @@ impl HttpError {
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response = response.header(header::RETRY_AFTER, RETRY_AFTER_SECS);
         }
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            response = response.header(header::ALLOW, "GET, HEAD");
+        match &self {
+            HttpError::MethodNotAllowed => response = response.header(header::ALLOW, "GET, HEAD"),
+            HttpError::Unauthorized => {
+                response = response.header(
+                    header::WWW_AUTHENTICATE,
+                    "Basic realm=\"hlss\", charset=\"UTF-8\"",
+                );
+            }
+            HttpError::LoginRequired(back) => {
+                response = response.header(header::LOCATION, super::login::url(back));
+            }
+            HttpError::TooManyLogins(wait) => {
+                response = response.header(
+                    header::RETRY_AFTER,
+                    (wait.as_secs_f64().ceil() as u64).max(1),
+                );
+            }
+            _ => {}
         }
         response
             .body(Bytes::from(body))
@@ -129,6 +168,17 @@ mod tests {
             (HttpError::Stream(StreamError::Busy(2)), 503),
             (HttpError::Stream(StreamError::Evicted(3)), 410),
             (HttpError::from_panic(&"index out of bounds", "/x"), 500),
+            (HttpError::Unauthorized, 401),
+            (HttpError::LoginRequired("/a b/?x=1".into()), 303),
+            (
+                HttpError::Link(crate::access::link::LinkError::Expired),
+                403,
+            ),
+            (HttpError::LinkElsewhere, 403),
+            (
+                HttpError::TooManyLogins(std::time::Duration::from_millis(200)),
+                429,
+            ),
         ];
         for (err, status) in cases {
             let response = err.into_response();
@@ -139,6 +189,20 @@ mod tests {
         }
         let busy = HttpError::Stream(StreamError::NotReady).into_response();
         assert_eq!(busy.headers()[header::RETRY_AFTER], "2");
+        let login = HttpError::Unauthorized.into_response();
+        assert!(
+            login.headers()[header::WWW_AUTHENTICATE]
+                .to_str()
+                .unwrap()
+                .starts_with("Basic ")
+        );
+        let back = HttpError::LoginRequired("/browse/a b/".into()).into_response();
+        assert_eq!(
+            back.headers()[header::LOCATION],
+            "/login?next=%2Fbrowse%2Fa%20b%2F"
+        );
+        let wait = HttpError::TooManyLogins(std::time::Duration::from_millis(200)).into_response();
+        assert_eq!(wait.headers()[header::RETRY_AFTER], "1");
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use warp::http::{Response, header};
 
-use super::urls::{Leaf, Media};
+use super::auth::Who;
+use super::urls::{Carried, Leaf, Media};
 use super::{App, HttpError, Request, caching, master, open, playlist, reply};
 use crate::library::RelPath;
 use crate::stream::{Snapshot, Stream, StreamError};
@@ -18,9 +19,14 @@ const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 pub(super) async fn answer(
     app: &App,
     request: &Request<'_>,
+    who: &Who,
     rel: &RelPath,
     leaf: Leaf,
 ) -> Result<Response<Bytes>, HttpError> {
+    let carried = |session| Carried {
+        session,
+        link: who.link(),
+    };
     let started = Instant::now();
     let opened = open(app, rel)?;
     let main = opened.stream;
@@ -28,7 +34,7 @@ pub(super) async fn answer(
         Leaf::Master => {
             let session = main.open_playlist(request.session, request.client).await?;
             let opening = main.opening().await?;
-            let text = master::render(&opening, app.registry.settings(), Some(session));
+            let text = master::render(&opening, app.registry.settings(), carried(Some(session)));
             if opened.created {
                 app.stats.first_playlist(started.elapsed());
             }
@@ -41,7 +47,7 @@ pub(super) async fn answer(
         }
         Leaf::Playlist(Media::Main) => {
             let session = main.open_playlist(request.session, request.client).await?;
-            let text = playlist::render(&main.snapshot(), Some(session));
+            let text = playlist::render(&main.snapshot(), carried(Some(session)));
             // A client may start here rather than at the master playlist.
             if opened.created {
                 app.stats.first_playlist(started.elapsed());
@@ -56,7 +62,7 @@ pub(super) async fn answer(
             let audio = audio(app, rel, &main, n).await?;
             let session = audio.open_playlist(request.session, request.client).await?;
             let name = |k| Leaf::Segment(Media::Audio(n), k).name();
-            let text = playlist::render_named(&audio.snapshot(), Some(session), name);
+            let text = playlist::render_named(&audio.snapshot(), carried(Some(session)), name);
             Ok(reply(PLAYLIST, "no-cache", text))
         }
         Leaf::Segment(Media::Audio(n), k) => {
@@ -70,7 +76,7 @@ pub(super) async fn answer(
             }
             let snapshot = Snapshot::of_plan(&opening.plan);
             let name = |k| Leaf::Cues(n, k).name();
-            let text = playlist::render_named(&snapshot, None, name);
+            let text = playlist::render_named(&snapshot, carried(None), name);
             Ok(reply(PLAYLIST, "no-cache", text))
         }
         Leaf::Cues(n, k) => {

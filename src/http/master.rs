@@ -7,10 +7,10 @@ use m3u8_rs::{
     WRITE_OPT_FLOAT_PRECISION,
 };
 
-use super::urls::{Leaf, Media};
+use super::urls::{Carried, Leaf, Media};
 use crate::config::EncoderSettings;
 use crate::library::language::Language;
-use crate::stream::{self, Delivery, Opening, SessionId, Subtitles};
+use crate::stream::{self, Delivery, Opening, Subtitles};
 
 /// Bytes on the wire per byte of audio and video: MPEG-TS packet and PES headers, PAT/PMT and
 /// PCR (about 5 % on video at a few Mb/s, more on audio: 10 % covers both).
@@ -26,8 +26,8 @@ const SUBTITLE_GROUP: &str = "subs";
 
 /// The master playlist of a file opened as `opening`. URIs are relative (media playlists lie
 /// beside it) and carry the viewer's `session`.
-pub fn render(opening: &Opening, settings: &EncoderSettings, session: Option<SessionId>) -> String {
-    let query = session.map(|s| format!("?s={s}")).unwrap_or_default();
+pub fn render(opening: &Opening, settings: &EncoderSettings, carried: Carried<'_>) -> String {
+    let query = carried.query();
     WRITE_OPT_FLOAT_PRECISION.store(3, Ordering::Relaxed);
     let audio = audio_renditions(opening, settings, &query);
     let subtitles = if opening.plan.is_vod() {

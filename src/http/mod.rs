@@ -1,12 +1,14 @@
 //! HTTP: warp routes for listings, playlists and segments; the only layer that knows about HTTP.
 
 mod assets;
+pub mod auth;
 mod caching;
 mod cors;
 mod error;
 mod hls;
 #[cfg(test)]
 mod hostile_paths;
+mod login;
 mod master;
 mod metrics;
 mod pages;
@@ -30,6 +32,7 @@ use warp::http::{Method, Response, StatusCode, header};
 
 use crate::library::{Library, RelPath};
 use crate::stream::{Registry, SessionId};
+use auth::Who;
 pub use error::HttpError;
 use urls::Route;
 
@@ -43,6 +46,8 @@ pub struct App {
     /// `/metrics` and `/status` are served on a listener of their own (`--metrics-listen`), and
     /// not on the public one.
     pub admin_apart: bool,
+    /// Logins, when `--users` is given; `None` lets everyone in.
+    pub gate: Option<auth::Gate>,
 }
 
 /// Which listener a request came in on.
@@ -69,6 +74,11 @@ pub(crate) struct Request<'a> {
     listener: Listener,
     method: &'a Method,
     path: &'a str,
+    query: &'a str,
+    headers: &'a header::HeaderMap,
+    remote: Option<SocketAddr>,
+    /// A POST's body; `None` when it was larger than a form can be.
+    body: Option<Bytes>,
     /// The viewer session named by the URL's `s` query parameter.
     session: Option<SessionId>,
     /// Address and user agent, hashed: lets a player that reloads its playlist by its original
@@ -110,23 +120,41 @@ fn site(
     listener: Listener,
 ) -> impl Filter<Extract = (Response<Bytes>,), Error = Infallible> + Clone + Send + Sync + 'static {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
+    // A POST's body, bounded (login forms); nothing else reads one.
+    let body = warp::method()
+        .and(warp::body::stream())
+        .then(|method: Method, body| async move {
+            if method == Method::POST {
+                read_body(body, login::MAX_FORM_BYTES).await
+            } else {
+                Some(Bytes::new())
+            }
+        })
+        .or(warp::any().map(|| None))
+        .unify();
     warp::method()
         .and(warp::path::full())
         .and(query)
         .and(serve::remote())
         .and(warp::header::headers_cloned())
+        .and(body)
         .then(
             move |method: Method,
                   path: warp::path::FullPath,
                   query: String,
                   remote: Option<SocketAddr>,
-                  headers: header::HeaderMap| {
+                  headers: header::HeaderMap,
+                  body: Option<Bytes>| {
                 let app = app.clone();
                 async move {
                     let request = Request {
                         listener,
                         method: &method,
                         path: path.as_str(),
+                        query: &query,
+                        headers: &headers,
+                        remote,
+                        body,
                         session: session_from_query(&query),
                         client: client_key(
                             remote,
@@ -153,14 +181,56 @@ fn site(
         )
 }
 
+/// A request body of at most `limit` bytes; `None` if it is longer or breaks off.
+async fn read_body<S, B>(body: S, limit: usize) -> Option<Bytes>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    let mut body = std::pin::pin!(body);
+    let mut out = bytes::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let mut chunk = chunk.ok()?;
+        if out.len() + chunk.remaining() > limit {
+            return None;
+        }
+        while chunk.has_remaining() {
+            let part = chunk.chunk();
+            out.extend_from_slice(part);
+            let n = part.len();
+            chunk.advance(n);
+        }
+    }
+    Some(out.freeze())
+}
+
 async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, HttpError> {
     let (method, path) = (request.method, request.path);
-    if method != Method::GET && method != Method::HEAD {
-        return Err(HttpError::MethodNotAllowed);
-    }
     let route = urls::route(path)
         .filter(|route| admits(request.listener, app.admin_apart, route))
         .ok_or(HttpError::NotFound)?;
+    let allowed = match route {
+        Route::Login => [Method::GET, Method::HEAD, Method::POST].contains(method),
+        Route::Logout => method == Method::POST,
+        _ => method == Method::GET || method == Method::HEAD,
+    };
+    if !allowed {
+        return Err(HttpError::MethodNotAllowed);
+    }
+    // The metrics listener is private by configuration; the public one asks who is there.
+    let who = match (&app.gate, request.listener) {
+        (Some(gate), Listener::Public) => {
+            let presented = auth::Presented {
+                headers: request.headers,
+                query: request.query,
+                address: request.remote.map(|a| a.ip()),
+                path: &back_to(request),
+            };
+            gate.admit(&route, &presented).await?
+        }
+        _ => Who::Anyone,
+    };
     match route {
         Route::Health => Ok(reply("text/plain; charset=utf-8", "no-store", "ok\n")),
         Route::Metrics => Ok(reply(
@@ -173,11 +243,66 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
             "no-store",
             status::page(&app.registry),
         )),
-        Route::Folder(rel) => folder(app, &rel, path).await,
-        Route::Watch(rel) => web::watch(app, &rel),
+        Route::Folder(rel) => folder(app, &rel, path, &who).await,
+        Route::Watch(rel) => web::watch(app, &rel, &who),
         Route::Asset(name) => web::asset(&name),
-        Route::Hls(rel, leaf) => hls::answer(app, request, &rel, leaf).await,
+        Route::Hls(rel, leaf) => hls::answer(app, request, &who, &rel, leaf).await,
+        Route::Login => login::answer(app, request).await,
+        Route::Logout => login::logout(app.gate.as_ref()),
+        Route::Link(rel) => share(app, &who, &rel, request.query),
     }
+}
+
+/// Where a browser sent to the login form comes back to: this path and query.
+fn back_to(request: &Request<'_>) -> String {
+    if request.query.is_empty() {
+        request.path.to_owned()
+    } else {
+        format!("{}?{}", request.path, request.query)
+    }
+}
+
+/// Longest a link from `/link/<file>` lives unless asked otherwise.
+const DEFAULT_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `GET /link/<file>?expires=24h`: the path of the file's playlist with a signed link, for a
+/// logged-in user to give to a player that cannot log in. Without `--users` it is the plain path.
+fn share(app: &App, who: &Who, rel: &RelPath, query: &str) -> Result<Response<Bytes>, HttpError> {
+    if !who.may_share() {
+        return Err(HttpError::LinkElsewhere);
+    }
+    app.library.source(rel)?;
+    let lifetime = query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("expires="))
+        .map(|text| {
+            let text = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+            humantime::parse_duration(&text).map_err(|_| HttpError::BadLinkLifetime)
+        })
+        .transpose()?
+        .unwrap_or(DEFAULT_LINK_LIFETIME);
+    let path = match &app.gate {
+        Some(gate) => {
+            signed_link(gate.secret(), rel, lifetime).ok_or(HttpError::BadLinkLifetime)?
+        }
+        None => urls::playlist(rel),
+    };
+    Ok(reply("text/plain; charset=utf-8", "no-store", path + "\n"))
+}
+
+/// The path of `rel`'s master playlist with a link signed by `secret`, valid for `lifetime`
+/// (a year at most; `None` beyond).
+pub fn signed_link(
+    secret: &crate::access::Secret,
+    rel: &RelPath,
+    lifetime: std::time::Duration,
+) -> Option<String> {
+    if lifetime.as_secs() == 0 || lifetime.as_secs() > crate::access::link::MAX_LIFETIME_SECS {
+        return None;
+    }
+    let expires = crate::access::unix_now() + lifetime.as_secs();
+    let token = crate::access::link::sign(secret, &rel.to_string(), expires);
+    Some(format!("{}?t={token}", urls::playlist(rel)))
 }
 
 fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
@@ -185,7 +310,12 @@ fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
     Ok(app.registry.open(&source, &rel.to_string()))
 }
 
-async fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>, HttpError> {
+async fn folder(
+    app: &App,
+    rel: &RelPath,
+    path: &str,
+    who: &Who,
+) -> Result<Response<Bytes>, HttpError> {
     let entries = app.library.list(rel)?;
     // Listings are linked with a trailing slash; send `/browse/a` there so the address bar
     // shows one canonical URL.
@@ -205,7 +335,7 @@ async fn folder(app: &App, rel: &RelPath, path: &str) -> Result<Response<Bytes>,
     Ok(reply(
         "text/html; charset=utf-8",
         "no-cache",
-        pages::folder(&title, rel, &entries, &languages),
+        pages::folder(&title, rel, &entries, &languages, who.user()),
     ))
 }
 

@@ -43,7 +43,8 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:60rem;margi
 h1{font-size:1.3rem;word-break:break-all}table{border-collapse:collapse;width:100%}\
 td{padding:.35rem .5rem;border-bottom:1px solid #eee}td.size{text-align:right;color:#666;white-space:nowrap}\
 a{text-decoration:none}a:hover{text-decoration:underline}.empty{color:#666}\
-a.m3u8{font-size:.8rem;color:#666;margin-left:.6rem}.langs{font-size:.8rem;color:#666;margin-left:.6rem}";
+a.m3u8{font-size:.8rem;color:#666;margin-left:.6rem}.langs{font-size:.8rem;color:#666;margin-left:.6rem}\
+form.who{float:right;color:#666;font-size:.9rem}";
 
 /// A file's languages in a listing: `audio en, fr · subtitles en, de`.
 fn languages_html(languages: &Languages) -> String {
@@ -70,6 +71,7 @@ pub fn folder(
     rel: &RelPath,
     entries: &[Entry],
     languages: &[Option<Languages>],
+    user: Option<&str>,
 ) -> String {
     let heading = if rel.is_root() {
         escape(title)
@@ -79,8 +81,17 @@ pub fn folder(
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>hlss: {heading}</title><style>{STYLE}</style></head><body>\n<h1>{heading}</h1>\n<table>\n"
+         <title>hlss: {heading}</title><style>{STYLE}</style></head><body>\n"
     );
+    if let Some(user) = user {
+        let _ = writeln!(
+            html,
+            "<form class=\"who\" method=\"post\" action=\"/logout\">{} \
+             <button type=\"submit\" id=\"logout\">Log out</button></form>",
+            escape(user)
+        );
+    }
+    let _ = write!(html, "<h1>{heading}</h1>\n<table>\n");
     if let Some(parent) = rel.parent() {
         let _ = writeln!(
             html,
@@ -152,6 +163,10 @@ mod tests {
             &RelPath::parse("sub").unwrap(),
             &entries,
             &languages,
+            Some("<ann>"),
+        );
+        assert!(
+            html.contains("&lt;ann&gt; <button type=\"submit\" id=\"logout\">Log out</button>")
         );
         assert!(html.contains("<span class=\"langs\">audio en, fr \u{b7} subtitles de</span>"));
         assert!(html.contains("it&#39;s &lt;a&gt; &quot;clip&quot;.mp4"));

@@ -46,8 +46,16 @@ fn json_string(text: &str) -> String {
     out
 }
 
-/// The page for file `rel`; `title` names the library, as listings do.
-pub fn page(title: &str, rel: &RelPath, hlsjs_src: &str) -> String {
+/// The page for file `rel`; `title` names the library, as listings do. A page opened by a signed
+/// `link` plays by that link; `share` offers a "copy link" button (for a viewer who may make
+/// links: not a link holder).
+pub fn page(
+    title: &str,
+    rel: &RelPath,
+    hlsjs_src: &str,
+    link: Option<&str>,
+    share: bool,
+) -> String {
     let name = escape(rel.name());
     let parent = rel.parent().unwrap_or_default();
     let folder_name = if parent.is_root() {
@@ -55,12 +63,22 @@ pub fn page(title: &str, rel: &RelPath, hlsjs_src: &str) -> String {
     } else {
         escape(parent.name())
     };
-    let playlist = urls::playlist(rel);
+    let carried = urls::Carried {
+        session: None,
+        link,
+    };
+    let playlist = format!("{}{}", urls::playlist(rel), carried.query());
+    let share_url = if share {
+        json_string(&urls::share(rel))
+    } else {
+        "null".to_owned()
+    };
     let data = format!(
-        "{{\"playlist\":{},\"name\":{}}}",
+        "{{\"playlist\":{},\"name\":{},\"share\":{share_url}}}",
         json_string(&playlist),
         json_string(rel.name())
     );
+    let playlist = escape(&playlist);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -76,6 +94,11 @@ pub fn page(title: &str, rel: &RelPath, hlsjs_src: &str) -> String {
          <dl><dt>Duration</dt><dd id=\"duration\">unknown until the playlist loads</dd>\
          <dt>Playlist</dt><dd><a href=\"{playlist}\" id=\"playlist\">index.m3u8</a> \
          (for VLC, mpv, ffplay or Safari)</dd></dl>\n\
+         <p class=\"share\" hidden><button type=\"button\" id=\"share\">Copy a link</button> \
+         valid for <select id=\"share-expires\"><option value=\"1h\">1 hour</option>\
+         <option value=\"24h\" selected>1 day</option><option value=\"7days\">7 days</option>\
+         </select> that plays this file in any player, without a login \
+         <input id=\"share-url\" readonly hidden aria-label=\"Link\"></p>\n\
          <p class=\"keys\">Keys: <kbd>Space</kbd> or <kbd>K</kbd> play/pause, \
          <kbd>&#8592;</kbd> <kbd>&#8594;</kbd> 5 s back/forward, <kbd>J</kbd> <kbd>L</kbd> 10 s, \
          <kbd>0</kbd>&#8230;<kbd>9</kbd> jump to 0&#8230;90&#160;%, <kbd>M</kbd> mute, \
@@ -107,7 +130,7 @@ mod tests {
     #[test]
     fn page_escapes_the_name_and_links_back() {
         let rel = RelPath::parse("Sub Dir & ü/it's <a> \"clip\".mp4").unwrap();
-        let html = page("Videos", &rel, "/assets/hls.min.js?v=1");
+        let html = page("Videos", &rel, "/assets/hls.min.js?v=1", None, true);
         assert!(html.contains("<h1 id=\"name\">it&#39;s &lt;a&gt; &quot;clip&quot;.mp4</h1>"));
         assert!(html.contains("href=\"/browse/Sub%20Dir%20%26%20%C3%BC/\""));
         assert!(html.contains("Back to Sub Dir &amp; ü"));
@@ -120,7 +143,23 @@ mod tests {
             .unwrap();
         assert!(!data.contains(['<', '>', '&']), "{data}");
         assert!(data.contains("\"name\":\"it's \\u003ca\\u003e \\\"clip\\\".mp4\""));
-        let top = page("Videos", &RelPath::parse("a.mp4").unwrap(), "/h.js");
+        let top = page(
+            "Videos",
+            &RelPath::parse("a.mp4").unwrap(),
+            "/h.js",
+            None,
+            false,
+        );
+        assert!(top.contains("\"share\":null"));
+        let linked = page(
+            "V",
+            &RelPath::parse("a.mp4").unwrap(),
+            "/h.js",
+            Some("9-ab"),
+            false,
+        );
+        assert!(linked.contains("\"playlist\":\"/hls/a.mp4/index.m3u8?t=9-ab\""));
+        assert!(linked.contains("href=\"/hls/a.mp4/index.m3u8?t=9-ab\""));
         assert!(top.contains("<a href=\"/\" id=\"back\">&#8592; Back to Videos</a>"));
     }
 

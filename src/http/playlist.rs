@@ -4,7 +4,8 @@ use std::sync::atomic::Ordering;
 
 use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment, WRITE_OPT_FLOAT_PRECISION};
 
-use crate::stream::{SessionId, Snapshot};
+use super::urls::Carried;
+use crate::stream::Snapshot;
 
 /// Decimal places of EXTINF: milliseconds are as precise as a 90 kHz clock is useful to players.
 const EXTINF_DECIMALS: usize = 3;
@@ -16,17 +17,17 @@ const VERSION: usize = 3;
 /// dropped to stay within the memory budget it is a sliding window. Segment URIs carry the
 /// viewer's `session`, so the server knows where each viewer is; the bytes behind them are the
 /// same for everyone.
-pub fn render(snapshot: &Snapshot, session: Option<SessionId>) -> String {
-    render_named(snapshot, session, |k| format!("{k}.ts"))
+pub fn render(snapshot: &Snapshot, carried: Carried<'_>) -> String {
+    render_named(snapshot, carried, |k| format!("{k}.ts"))
 }
 
 /// [`render`] with segment `k` named `name(k)` (relative to the playlist).
 pub fn render_named(
     snapshot: &Snapshot,
-    session: Option<SessionId>,
+    carried: Carried<'_>,
     name: impl Fn(u64) -> String,
 ) -> String {
-    let query = session.map(|s| format!("?s={s}")).unwrap_or_default();
+    let query = carried.query();
     // m3u8-rs keeps the precision in a process-wide setting; every writer here wants the same.
     WRITE_OPT_FLOAT_PRECISION.store(EXTINF_DECIMALS, Ordering::Relaxed);
     let playlist = MediaPlaylist {
@@ -64,14 +65,27 @@ mod tests {
     use super::*;
 
     fn render_plain(snapshot: &Snapshot) -> String {
-        render(snapshot, None)
+        render(snapshot, Carried::default())
     }
 
     #[test]
     fn segment_uris_carry_the_session() {
-        let session = SessionId::parse("00000000000000ab").unwrap();
-        let text = render(&snapshot(0, &[2.0], true), Some(session));
+        let session = crate::stream::SessionId::parse("00000000000000ab").unwrap();
+        let carried = Carried {
+            session: Some(session),
+            link: None,
+        };
+        let text = render(&snapshot(0, &[2.0], true), carried);
         assert!(text.contains("\n0.ts?s=00000000000000ab\n"), "{text}");
+        let link = Carried {
+            session: Some(session),
+            link: Some("99-ab"),
+        };
+        let text = render(&snapshot(0, &[2.0], true), link);
+        assert!(
+            text.contains("\n0.ts?s=00000000000000ab&t=99-ab\n"),
+            "{text}"
+        );
     }
 
     fn snapshot(first: u64, durations: &[f64], ended: bool) -> Snapshot {

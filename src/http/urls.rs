@@ -116,6 +116,38 @@ fn index(digits: &str) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
+/// Where a logged-in user gets a signed link to a file's playlist.
+pub fn share(rel: &RelPath) -> String {
+    format!("/link/{}", encoded(rel))
+}
+
+/// What the relative URIs of a playlist carry from the request that fetched it: the viewer's
+/// session, and the signed link it came with (a player that cannot log in gets every segment by
+/// the same link).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Carried<'a> {
+    pub session: Option<crate::stream::SessionId>,
+    pub link: Option<&'a str>,
+}
+
+impl Carried<'_> {
+    /// `?s=…&t=…`, or nothing. A link token is digits, `-` and hex: nothing to encode.
+    pub fn query(&self) -> String {
+        let mut pairs = Vec::new();
+        if let Some(session) = self.session {
+            pairs.push(format!("s={session}"));
+        }
+        if let Some(link) = self.link {
+            pairs.push(format!("t={link}"));
+        }
+        if pairs.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", pairs.join("&"))
+        }
+    }
+}
+
 /// The player page of a file.
 pub fn watch(rel: &RelPath) -> String {
     format!("/watch/{}", encoded(rel))
@@ -134,6 +166,12 @@ pub enum Route {
     Health,
     Metrics,
     Status,
+    /// The login form and its POST.
+    Login,
+    /// `POST /logout`.
+    Logout,
+    /// A signed link to a file's playlist, made for a logged-in user (`/link/<file>`).
+    Link(RelPath),
 }
 
 impl Route {
@@ -163,6 +201,17 @@ pub fn route(raw: &str) -> Option<Route> {
     }
     if path == "/status" {
         return Some(Route::Status);
+    }
+    if path == "/login" {
+        return Some(Route::Login);
+    }
+    if path == "/logout" {
+        return Some(Route::Logout);
+    }
+    if let Some(rest) = path.strip_prefix("/link/") {
+        return RelPath::parse(rest)
+            .filter(|r| !r.is_root())
+            .map(Route::Link);
     }
     if let Some(rest) = path.strip_prefix("/browse/") {
         return RelPath::parse(rest).map(Route::Folder);
@@ -206,6 +255,7 @@ mod tests {
             );
             assert_eq!(route(&href), Some(Route::Hls(r.clone(), Leaf::Master)));
             assert_eq!(route(&watch(&r)), Some(Route::Watch(r.clone())));
+            assert_eq!(route(&share(&r)), Some(Route::Link(r.clone())));
             assert_eq!(route(&folder(&r)), Some(Route::Folder(r)));
         }
     }
@@ -260,6 +310,8 @@ mod tests {
             "/hls/x.mp4/subs1-2.ts",
             "/hls/x.mp4/subs1.vtt",
             "/hls/x.mp4/video1.m3u8",
+            "/link/",
+            "/login/",
         ] {
             assert_eq!(route(bad), None, "{bad}");
         }

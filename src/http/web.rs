@@ -13,6 +13,7 @@ use warp::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use crate::config::WebSettings;
 use crate::library::RelPath;
 
+use super::auth::Who;
 use super::caching::{self, Content};
 use super::urls::{self, Leaf, Route};
 use super::{App, HttpError, assets, cors, player};
@@ -138,11 +139,12 @@ fn is_vod_playlist(body: &[u8]) -> bool {
 }
 
 /// `GET /watch/<file>`: the player page, for files the library can serve.
-pub fn watch(app: &App, rel: &RelPath) -> Result<Response<Bytes>, HttpError> {
+pub fn watch(app: &App, rel: &RelPath, who: &Who) -> Result<Response<Bytes>, HttpError> {
     app.library.source(rel)?;
     let title = app.library.title();
     let hlsjs = assets::hlsjs_src(&app.web);
-    let mut response = Response::new(Bytes::from(player::page(&title, rel, &hlsjs)));
+    let page = player::page(&title, rel, &hlsjs, who.link(), who.may_share());
+    let mut response = Response::new(Bytes::from(page));
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
