@@ -288,6 +288,43 @@ fn hls_js_plays_over_https() {
     );
 }
 
+/// Logging in through the form, playing, "Copy a link", and ffmpeg playing that link with no login.
+#[test]
+fn log_in_play_and_share_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    let mut add = Command::new(env!("CARGO_BIN_EXE_hlss"))
+        .args(["user", "add", "ann"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("hlss user add");
+    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"popcorn & soda\n").unwrap();
+    let line = add.wait_with_output().unwrap();
+    assert!(line.status.success());
+    std::fs::write(&users, &line.stdout).unwrap();
+    let mut args: Vec<&str> = FAST.to_vec();
+    args.extend(["--users", users.to_str().unwrap()]);
+    let server = Server::start(media_root(), &args);
+    let options = format!(
+        r#"{{"chromium":"$CHROMIUM","watchPath":"/watch/{}","user":"ann","password":"popcorn & soda"}}"#,
+        encode(media::MP4.rel)
+    );
+    let result = scenario("login", &base(&server), &options);
+    assert!(number(&result, "playedTo") > 2.0, "{result}");
+    let link = result
+        .split("\"sharedLink\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no link in {result}"));
+    assert!(
+        link.starts_with(&server.url("/hls/")) && link.contains("/index.m3u8?t="),
+        "{link}"
+    );
+    let played = tools::ffmpeg_play(link).expect("ffmpeg plays the shared link");
+    assert!(played.duration > 5.0, "{played:?}");
+}
+
 #[test]
 fn another_origin_plays_the_stream() {
     let server = Server::start(media_root(), &FAST);

@@ -420,8 +420,46 @@ async function tracks() {
   };
 }
 
+/** Logs in through the form (after a wrong try), plays, makes a link with "Copy a link", logs out. */
+async function login() {
+  await page.goto(base + options.watchPath, { waitUntil: 'load' });
+  const loginUrl = page.url();
+  check(loginUrl.startsWith(base + '/login?next='), `not sent to the login form: ${loginUrl}`);
+  await page.fill('#user', options.user);
+  await page.fill('#password', options.password + 'x');
+  await Promise.all([page.waitForNavigation(), page.click('#login')]);
+  const refused = (await page.locator('#message').textContent()) || '';
+  check(refused.includes('Wrong name or password'), `a wrong password showed ${JSON.stringify(refused)}`);
+  await page.fill('#user', options.user);
+  await page.fill('#password', options.password);
+  await Promise.all([page.waitForNavigation(), page.click('#login')]);
+  check(page.url() === base + options.watchPath, `after logging in the browser is at ${page.url()}`);
+  const played = await playPast(2, 40_000);
+  await page.selectOption('#share-expires', '1h');
+  await page.click('#share');
+  await page.waitForFunction(() => window.hlssPlayer.sharedLink, null, { timeout: 10_000 });
+  const sharedLink = await page.evaluate(() => window.hlssPlayer.sharedLink);
+  const shown = await page.inputValue('#share-url');
+  check(shown === sharedLink, `the field shows ${shown}, the link is ${sharedLink}`);
+  // Someone else's browser: no cookie, only the link.
+  const stranger = await browser.newContext({ ignoreHTTPSErrors: !!options.https });
+  const byLink = await stranger.request.get(sharedLink);
+  const withoutLink = await stranger.request.get(base + options.watchPath,
+    { maxRedirects: 0, headers: { Accept: 'text/html' } });
+  await stranger.close();
+  check(byLink.status() === 200, `the link answered ${byLink.status()}`);
+  check(withoutLink.status() === 303, `without the link the page answered ${withoutLink.status()}`);
+  // Log out from a listing; the player page asks for a login again.
+  await page.goto(base + '/', { waitUntil: 'load' });
+  await Promise.all([page.waitForNavigation(), page.click('#logout')]);
+  await page.goto(base + options.watchPath, { waitUntil: 'load' });
+  const afterLogout = page.url();
+  check(afterLogout.startsWith(base + '/login?next='), `after logging out the page opened: ${afterLogout}`);
+  return { loginUrl, playedTo: played.currentTime, sharedLink, afterLogout, warnings: played.warnings };
+}
+
 try {
-  const scenarios = { index, seek, seeks, cors, end, tracks };
+  const scenarios = { index, seek, seeks, cors, end, tracks, login };
   check(scenarios[scenario], `unknown scenario ${scenario}`);
   const result = await scenarios[scenario]();
   console.log('RESULT ' + JSON.stringify(result));
