@@ -282,6 +282,11 @@ fn every_route_answers_every_credential_as_it_must() {
                     answer.body.lines().next()
                 ));
             }
+            // What a login or link opened is not for shared caches.
+            let cache = answer.header("cache-control").unwrap_or_default();
+            if answer.status == 200 && !path.starts_with("/assets/") && cache.contains("public") {
+                wrong_answers.push(format!("{credential} on {what}: Cache-Control {cache}"));
+            }
             if answer.status == 401 {
                 let challenge = answer.header("www-authenticate").unwrap_or_default();
                 if !challenge.starts_with("Basic realm=\"hlss\"") {
@@ -315,8 +320,12 @@ fn every_route_answers_every_credential_as_it_must() {
     assert_eq!(player.status, 401, "media answers 401, not a redirect");
 }
 
+fn plain_path() -> String {
+    format!("/hls/{}/index.m3u8", media::MP4.rel)
+}
+
 #[test]
-fn ffmpeg_plays_a_signed_link_and_every_uri_carries_it() {
+fn players_play_by_signed_link_and_by_basic() {
     let keys = Keys::new();
     let server = keys.start(&[]);
     let path = link(&keys.key(), media::MP4.rel, "24h");
@@ -343,8 +352,17 @@ fn ffmpeg_plays_a_signed_link_and_every_uri_carries_it() {
         (played.duration - expected).abs() < 0.5 && played.video_frames > 0,
         "{played:?}"
     );
+    // Players that take a name and password in the URL send them as HTTP Basic.
+    let with_password = server.url(&plain_path()).replacen(
+        "http://",
+        &format!("http://alice:{}@", PASSWORD.replace(' ', "%20")),
+        1,
+    );
+    let by_basic = tools::ffmpeg_play(&with_password).expect("ffmpeg plays with Basic");
+    assert!((by_basic.duration - expected).abs() < 0.5, "{by_basic:?}");
+    tools::gst_play(&with_password).expect("GStreamer plays with Basic");
     // Without the link ffmpeg gets nothing.
-    let plain = format!("/hls/{}/index.m3u8", media::MP4.rel);
+    let plain = plain_path();
     assert!(tools::ffmpeg_play(&server.url(&plain)).is_err());
 }
 

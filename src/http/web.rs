@@ -48,7 +48,12 @@ where
                   path: warp::path::FullPath,
                   headers: HeaderMap,
                   response: Response<Bytes>| {
-                finish(&app.web, &method, path.as_str(), &headers, response)
+                let response = finish(&app.web, &method, path.as_str(), &headers, response);
+                if app.gate.is_some() {
+                    private(path.as_str(), response)
+                } else {
+                    response
+                }
             },
         );
     preflight.or(finished).unify()
@@ -75,6 +80,35 @@ pub fn finish(
     };
     if route.cross_origin() {
         cors::allow(web.cors_origin.as_deref(), response.headers_mut());
+    }
+    response
+}
+
+/// With logins, what a login opened is for that viewer's cache only: a shared cache (a proxy, a
+/// CDN) that stored a `public` segment would hand it to anyone. hlss's own scripts stay public.
+fn private(path: &str, mut response: Response<Bytes>) -> Response<Bytes> {
+    let open = matches!(
+        urls::route(path),
+        Some(Route::Asset(_) | Route::Health | Route::Login | Route::Logout)
+    );
+    let Some(cache) = response.headers().get(header::CACHE_CONTROL) else {
+        return response;
+    };
+    let cache = cache.to_str().unwrap_or_default();
+    if open || cache.contains("no-store") || cache.contains("private") {
+        return response;
+    }
+    let kept = cache
+        .replace("public", "")
+        .trim_start_matches([',', ' '])
+        .to_owned();
+    let value = if kept.is_empty() {
+        "private".to_owned()
+    } else {
+        format!("private, {kept}")
+    };
+    if let Ok(value) = HeaderValue::try_from(value) {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
     }
     response
 }
@@ -286,6 +320,29 @@ mod tests {
         let health = get("/healthz", ok("text/plain", b"ok\n"));
         assert_eq!(health.headers()[header::CACHE_CONTROL], "no-cache");
         assert!(!health.headers().contains_key(header::ETAG));
+    }
+
+    #[test]
+    fn with_logins_only_the_viewer_may_cache() {
+        let segment = private(
+            "/hls/a.mp4/3.ts",
+            get("/hls/a.mp4/3.ts", ok("video/mp2t", b"abc")),
+        );
+        assert_eq!(
+            segment.headers()[header::CACHE_CONTROL],
+            "private, max-age=86400"
+        );
+        let listing = private("/", get("/", ok("text/html; charset=utf-8", b"<p>")));
+        assert_eq!(
+            listing.headers()[header::CACHE_CONTROL],
+            "private, no-cache"
+        );
+        let js = "/assets/player.js";
+        let script = private(js, get(js, ok("text/javascript", b"1")));
+        assert_eq!(script.headers()[header::CACHE_CONTROL], caching::ASSET);
+        let error = HttpError::Unauthorized.into_response();
+        let error = private("/", get("/", error));
+        assert_eq!(error.headers()[header::CACHE_CONTROL], caching::NEVER);
     }
 
     #[test]
