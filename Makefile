@@ -20,6 +20,8 @@ TEST_PACKAGES += strace
 TEST_PACKAGES += chromium nginx-light
 # TLS tests: certificates made at test time (openssl), HTTP/2 and HTTP/1.1 asked for by name (curl).
 TEST_PACKAGES += openssl curl
+# systemd-analyze checks the shipped unit (tests/deploy.rs); nothing is started with it.
+TEST_PACKAGES += systemd
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
