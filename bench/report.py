@@ -384,7 +384,31 @@ def table(r: dict) -> str:
 
     if "direct" in r:
         out += direct_table(r["direct"])
+    if "tier" in r:
+        out += tier_table(r["tier"])
     return "\n".join(out)
+
+
+def tier_table(t: dict) -> list[str]:
+    """Section 8: the nginx cache tier (deploy/nginx/hlss-cache.conf) vs straight vs round robin."""
+    out = ["\n### 8. More than one machine: the cache tier (issue 16)\n",
+           f"{t['viewers']} viewers start together and each fetches one whole file (master, variant, every "
+           "segment, as fast as they come), three ways, each with fresh origins and an empty cache, "
+           f"interleaved {t['runs']} times: **straight** to one origin (the baseline); the **tier**: nginx "
+           "running `deploy/nginx/hlss-cache.conf` (addresses filled in) before two origins; **round robin**: "
+           "nginx before the same two origins with no hashing and no cache. Origin CPU = utime + stime of "
+           "every origin over the run, per viewer; medians.\n",
+           "| file | set-up | origin CPU s per viewer | vs straight | requests reaching an origin | nginx CPU s "
+           "| wall | errors |",
+           "|---" * 8 + "|"]
+    names = {"straight": "straight", "tier": "tier (shipped config)", "round_robin": "round robin"}
+    for kind, f in t["files"].items():
+        for setup, label in names.items():
+            row = f[setup]
+            out.append(f"| {kind} | {label} | {row['origin_cpu_per_viewer']:.3f} | {x(row['cpu_ratio'])} "
+                       f"| {row['origin_requests']:.0f} | {row['nginx_cpu']:.2f} | {row['wall']:.1f} s "
+                       f"| {row['errors']} |")
+    return out
 
 
 def render(r: dict) -> str:

@@ -7,7 +7,7 @@
 
 Settings (environment): BENCH_RUNS (cold starts per tool, default 5), BENCH_RTF_RUNS (full
 transcodes per tool, 3), BENCH_SERVE_RUNS (wrk runs per server, 5), BENCH_SERVE_SECONDS (8),
-BENCH_SECTIONS (comma list of startup,transcode,seek,serving,memory,segmenter,direct; default all),
+BENCH_SECTIONS (comma list of startup,transcode,seek,serving,memory,segmenter,direct,tier; default all),
 BENCH_PRESET (veryfast), BENCH_OUT (BENCHMARKS.md), BENCH_SOURCE_SECONDS (30).
 
 Section `direct` (bench/direct.py): BENCH_DIRECT_LADDER (viewer counts, 2,4,8,16,32,50),
@@ -15,6 +15,8 @@ BENCH_DIRECT_PLAY (seconds of media each viewer plays, 30), BENCH_DIRECT_START_B
 BENCH_DIRECT_AHEAD (seconds a player buffers ahead, 30), BENCH_DIRECT_CPU_FILES (files served for
 the CPU figure, 2), BENCH_DIRECT_SECONDS (length of each 1080p source, 60), BENCH_DIRECT_KBPS (its
 video bitrate, 6000), BENCH_DIRECT_LONG_MINUTES (the long file for the cold seek, 120).
+
+Section `tier` (bench/tier.py): BENCH_TIER_VIEWERS (8), BENCH_TIER_RUNS (3).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HLSS, ROOT, WORK, log, stop_all  # noqa: E402
 import report  # noqa: E402
 
-ALL = ["startup", "transcode", "seek", "serving", "memory", "segmenter", "direct"]
+ALL = ["startup", "transcode", "seek", "serving", "memory", "segmenter", "direct", "tier"]
 
 
 def _cmd(cmd: list[str], stderr: bool = False) -> str:
@@ -107,6 +109,7 @@ def main() -> int:
     import segmenter
     import serving
     import startup
+    import tier
     import transcode
     import tools
 
@@ -138,6 +141,11 @@ def main() -> int:
             results["segmenter"] = segmenter.criterion()
         if "direct" in sections:
             results["direct"] = direct.direct()
+        if "tier" in sections:
+            results["tier"] = tier.tier({
+                "transcoded (720p30 H.264, 8 s GOP)": src["h264_720p"].path,
+                "direct (1080p24 H.264, 2 s GOP)": media.make_direct_set(1)[0].path,
+            }, tools.hlss_args(720))
     finally:
         stop_all()
         results["facts"]["load_end"] = os.getloadavg()
