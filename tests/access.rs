@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -690,4 +690,78 @@ fn the_metrics_port_needs_no_login_and_the_public_one_does() {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(statuses, [404, 401, 200, 200, 200, 404]);
+}
+
+/// Reads `out` until `want` has appeared in what was read, or panics after 10 s.
+fn read_until(out: &std::sync::mpsc::Receiver<String>, seen: &mut String, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains(want) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match out.recv_timeout(left) {
+            Ok(chunk) => seen.push_str(&chunk),
+            Err(_) => panic!("no {want:?} in {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn user_add_asks_twice_on_a_terminal_without_echo() {
+    // `script` gives hlss a terminal (a pseudo-terminal) as people have when they type.
+    let mut child = Command::new("script")
+        .args([
+            "-qec",
+            &format!("{} user add tty-user", env!("CARGO_BIN_EXE_hlss")),
+            "/dev/null",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut stdin = child.stdin.take().unwrap();
+    read_until(&rx, &mut seen, "Password for tty-user: ");
+    writeln!(stdin, "typed secret").unwrap();
+    read_until(&rx, &mut seen, "Again: ");
+    writeln!(stdin, "typed secret").unwrap();
+    read_until(&rx, &mut seen, "tty-user:$argon2id$");
+    let _ = child.wait();
+    // Everything else it wrote, up to the end of its output.
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(5)) {
+        seen.push_str(&chunk);
+    }
+    assert!(
+        !seen.contains("typed secret"),
+        "the password was echoed: {seen:?}"
+    );
+    let line = seen
+        .lines()
+        .find(|l| l.starts_with("tty-user:"))
+        .unwrap()
+        .trim_end_matches('\r')
+        .to_owned();
+    // The line it printed logs in with what was typed.
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("users");
+    std::fs::write(&users, format!("{line}\n")).unwrap();
+    let server = Server::start(media_root(), &["--users", users.to_str().unwrap()]);
+    let typed = basic("tty-user", "typed secret");
+    assert_eq!(
+        get(&server.url("/"), &[("Authorization", &typed)]).status,
+        200
+    );
 }
