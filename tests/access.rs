@@ -453,6 +453,15 @@ fn brute_force_gets_429_and_logged_in_viewers_carry_on() {
     assert!(by_form.header("retry-after").is_some());
     // Someone already logged in watches on.
     assert_eq!(get(&url, &[("Cookie", &cookie)]).status, 200);
+    // Operators see it: one login by the form, ten failures, three refusals.
+    let metrics = get(&server.url("/metrics"), &[("Cookie", &cookie)]).body;
+    for sample in [
+        "hlss_logins_total{outcome=\"ok\"} 1\n",
+        "hlss_logins_total{outcome=\"failed\"} 10\n",
+        "hlss_logins_total{outcome=\"limited\"} 3\n",
+    ] {
+        assert!(metrics.contains(sample), "{sample} in {metrics}");
+    }
     assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
 }
 

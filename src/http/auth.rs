@@ -60,7 +60,13 @@ pub struct Gate {
     checks: tokio::sync::Semaphore,
     /// Cookies are marked `Secure` when hlss serves HTTPS.
     secure: bool,
+    /// Password checks by outcome, for `/metrics`: [`LOGIN_OUTCOMES`] order.
+    logins: [std::sync::atomic::AtomicU64; 3],
 }
+
+/// How a password check ended: the password was right, wrong (or the name unknown), or it was
+/// not checked because the address had failed too often.
+pub const LOGIN_OUTCOMES: [&str; 3] = ["ok", "failed", "limited"];
 
 /// What a request presented, read from its headers and query.
 pub struct Presented<'a> {
@@ -129,6 +135,7 @@ impl Gate {
             limiter: Mutex::new(Limiter::new(attempts)),
             checks: tokio::sync::Semaphore::new(CONCURRENT_CHECKS),
             secure,
+            logins: Default::default(),
         }
     }
 
@@ -138,6 +145,17 @@ impl Gate {
 
     pub fn secret(&self) -> &Secret {
         &self.secret
+    }
+
+    /// Password checks so far by outcome, in [`LOGIN_OUTCOMES`] order.
+    pub fn login_counts(&self) -> [u64; 3] {
+        self.logins
+            .each_ref()
+            .map(|count| count.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn count_login(&self, outcome: usize) {
+        self.logins[outcome].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Lets the request through as someone, or says why not. HTTP Basic, when sent, decides
@@ -202,16 +220,20 @@ impl Gate {
             .flatten();
         if checked.is_none() {
             self.limiter.lock().failed(address, Instant::now());
+            self.count_login(1);
             tracing::info!(%address, user = %user.escape_debug(), "failed login");
+        } else {
+            self.count_login(0);
         }
         Ok(checked.map(|_| user))
     }
 
     fn limited(&self, address: IpAddr) -> Result<(), HttpError> {
-        self.limiter
-            .lock()
-            .check(address, Instant::now())
-            .map_err(HttpError::TooManyLogins)
+        let checked = self.limiter.lock().check(address, Instant::now());
+        checked.map_err(|wait| {
+            self.count_login(2);
+            HttpError::TooManyLogins(wait)
+        })
     }
 
     /// The `Set-Cookie` value that logs `user` in.

@@ -79,7 +79,7 @@ fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std:
     let _ = writeln!(out, "{name} {value}");
 }
 
-pub fn render(registry: &Registry, stats: &HttpStats) -> String {
+pub fn render(registry: &Registry, stats: &HttpStats, gate: Option<&super::auth::Gate>) -> String {
     let streams: Vec<_> = registry
         .streams()
         .into_iter()
@@ -254,6 +254,18 @@ pub fn render(registry: &Registry, stats: &HttpStats) -> String {
     for (code, count) in stats.responses.lock().iter() {
         let _ = writeln!(out, "hlss_http_responses_total{{code=\"{code}\"}} {count}");
     }
+    if let Some(gate) = gate {
+        let name = "hlss_logins_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Password checks (form and HTTP Basic) by outcome: ok, failed \
+             (wrong password or unknown name), limited (refused: too many failures from the address)."
+        );
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (outcome, count) in super::auth::LOGIN_OUTCOMES.iter().zip(gate.login_counts()) {
+            let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {count}");
+        }
+    }
     out
 }
 
@@ -285,7 +297,7 @@ mod tests {
             },
             crate::stream::Budget::new(2, 1 << 20),
         );
-        let text = render(&registry, &stats);
+        let text = render(&registry, &stats, None);
         assert!(text.contains("hlss_first_playlist_seconds_bucket{le=\"0.1\"} 1\n"));
         assert!(text.contains("hlss_first_playlist_seconds_bucket{le=\"1\"} 2\n"));
         assert!(text.contains("hlss_first_playlist_seconds_bucket{le=\"+Inf\"} 3\n"));

@@ -236,7 +236,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
         Route::Metrics => Ok(reply(
             "text/plain; version=0.0.4; charset=utf-8",
             "no-store",
-            metrics::render(&app.registry, &app.stats),
+            metrics::render(&app.registry, &app.stats, app.gate.as_ref()),
         )),
         Route::Status => Ok(reply(
             "text/html; charset=utf-8",
