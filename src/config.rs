@@ -228,6 +228,9 @@ pub enum Command {
         /// Put this in front, e.g. `https://films.example:5000`, to print a whole URL.
         #[arg(long, value_name = "URL")]
         base: Option<String>,
+        /// Print the file's player page (for a browser) instead of its playlist.
+        #[arg(long)]
+        page: bool,
     },
 }
 

@@ -83,16 +83,18 @@ fn command_line(command: Command) -> Result<(), String> {
             expires,
             secret_file,
             base,
+            page,
         } => {
             let secret = Secret::from_file(&secret_file).map_err(|e| e.to_string())?;
             let rel = hlss::library::RelPath::parse(path.trim_start_matches('/'))
                 .filter(|rel| !rel.is_root())
                 .ok_or_else(|| format!("{path:?} is not a file's path in the library"))?;
-            let link = http::signed_link(&secret, &rel, *expires).ok_or_else(|| {
+            let shared = http::signed_link(&secret, &rel, *expires).ok_or_else(|| {
                 "--expires must be more than a second and at most a year".to_owned()
             })?;
             let base = base.unwrap_or_default();
-            println!("{}{link}", base.trim_end_matches('/'));
+            let path = if page { shared.page } else { shared.playlist };
+            println!("{}{path}", base.trim_end_matches('/'));
             Ok(())
         }
     }

@@ -352,6 +352,24 @@ fn players_play_by_signed_link_and_by_basic() {
         (played.duration - expected).abs() < 0.5 && played.video_frames > 0,
         "{played:?}"
     );
+    // The same link for a browser: the player page, which plays by it.
+    let run = run_with_timeout(
+        Command::new(env!("CARGO_BIN_EXE_hlss"))
+            .args(["link", media::MP4.rel, "--page", "--secret-file"])
+            .arg(keys.key()),
+        TOOL_TIMEOUT,
+    );
+    let page = run.stdout.trim();
+    assert!(
+        page.starts_with(&format!("/watch/{}?t=", media::MP4.rel)),
+        "{page}"
+    );
+    let html = get(&server.url(page), &[]);
+    assert_eq!(html.status, 200);
+    assert!(
+        html.body.contains("index.m3u8?t="),
+        "the page plays by its link"
+    );
     // Players that take a name and password in the URL send them as HTTP Basic.
     let with_password = server.url(&plain_path()).replacen(
         "http://",

@@ -294,29 +294,31 @@
     else return;
     e.preventDefault();
   });
-  // "Copy a link": asks the server for a signed link to this file's playlist (only a logged-in
-  // viewer may) and puts the whole URL in the clipboard and in a field beside the button, for
-  // browsers that refuse the clipboard.
+  // "Copy a link": asks the server for a signed link to this file (only a logged-in viewer may)
+  // and shows it two ways, the player page for a browser and the playlist for other players;
+  // the page's address goes to the clipboard, where the browser allows it.
   var shareButton = document.getElementById('share');
   if (data.share && shareButton) {
-    var shareField = document.getElementById('share-url');
+    var sharePage = document.getElementById('share-page');
+    var shareUrl = document.getElementById('share-url');
     var shareExpires = document.getElementById('share-expires');
-    shareButton.parentNode.hidden = false;
+    shareButton.parentNode.parentNode.hidden = false;
     shareButton.addEventListener('click', function () {
       var url = data.share + '?expires=' + encodeURIComponent(shareExpires.value);
       fetch(url, { credentials: 'same-origin', cache: 'no-store' }).then(function (r) {
         if (!r.ok) throw new Error('the server answered ' + r.status);
-        return r.text();
-      }).then(function (path) {
-        var link = location.origin + path.trim();
-        state.sharedLink = link;
-        shareField.value = link;
-        shareField.hidden = false;
-        shareField.select();
+        return r.json();
+      }).then(function (shared) {
+        state.sharedLink = location.origin + shared.playlist;
+        state.sharedPage = location.origin + shared.page;
+        sharePage.value = state.sharedPage;
+        shareUrl.value = state.sharedLink;
+        document.getElementById('shared').hidden = false;
+        sharePage.select();
         if (navigator.clipboard) {
-          navigator.clipboard.writeText(link).then(function () {
+          navigator.clipboard.writeText(state.sharedPage).then(function () {
             shareButton.textContent = 'Copied';
-          }, function () { /* the field holds it */ });
+          }, function () { /* the fields hold it */ });
         }
       }).catch(function (e) {
         shareButton.textContent = 'No link: ' + e.message;

@@ -6,6 +6,58 @@ mod caching;
 mod cors;
 mod error;
 mod hls;
+fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
+    let source = app.library.source(rel)?;
+    Ok(app.registry.open(&source, &rel.to_string()))
+}
+
+async fn folder(
+    app: &App,
+    rel: &RelPath,
+    path: &str,
+    who: &Who,
+) -> Result<Response<Bytes>, HttpError> {
+    let entries = app.library.list(rel)?;
+    // Listings are linked with a trailing slash; send `/browse/a` there so the address bar
+    // shows one canonical URL.
+    if !path.ends_with('/') {
+        return Ok(Response::builder()
+            .status(StatusCode::MOVED_PERMANENTLY)
+            .header(header::LOCATION, urls::folder(rel))
+            .body(Bytes::new())
+            .unwrap_or_default());
+    }
+    let title = app.library.title();
+    // Up to 200 files' headers are read: off the async runtime.
+    let (library, folder, listed) = (app.library.clone(), rel.clone(), entries.clone());
+    let languages = tokio::task::spawn_blocking(move || library.languages(&folder, &listed))
+        .await
+        .unwrap_or_default();
+    Ok(reply(
+        "text/html; charset=utf-8",
+        "no-cache",
+        pages::folder(&title, rel, &entries, &languages, who.user()),
+    ))
+}
+
+fn reply(
+    content_type: &'static str,
+    cache: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Bytes> {
+    let mut response = Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static(cache),
+    );
+    response
+}
+
 #[cfg(test)]
 mod hostile_paths;
 mod login;
@@ -265,8 +317,9 @@ fn back_to(request: &Request<'_>) -> String {
 /// Longest a link from `/link/<file>` lives unless asked otherwise.
 const DEFAULT_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
-/// `GET /link/<file>?expires=24h`: the path of the file's playlist with a signed link, for a
-/// logged-in user to give to a player that cannot log in. Without `--users` it is the plain path.
+/// `GET /link/<file>?expires=24h`: for a logged-in user to give to someone who cannot log in,
+/// the file's playlist (for players) and player page (for browsers) with a signed link, as JSON.
+/// Without `--users` they are the plain paths.
 fn share(app: &App, who: &Who, rel: &RelPath, query: &str) -> Result<Response<Bytes>, HttpError> {
     if !who.may_share() {
         return Err(HttpError::LinkElsewhere);
@@ -281,80 +334,52 @@ fn share(app: &App, who: &Who, rel: &RelPath, query: &str) -> Result<Response<By
         })
         .transpose()?
         .unwrap_or(DEFAULT_LINK_LIFETIME);
-    let path = match &app.gate {
+    let shared = match &app.gate {
         Some(gate) => {
             signed_link(gate.secret(), rel, lifetime).ok_or(HttpError::BadLinkLifetime)?
         }
-        None => urls::playlist(rel),
+        None => Shared {
+            playlist: urls::playlist(rel),
+            page: urls::watch(rel),
+        },
     };
-    Ok(reply("text/plain; charset=utf-8", "no-store", path + "\n"))
+    let json = format!(
+        "{{\"playlist\":{},\"page\":{}}}\n",
+        player::json_string(&shared.playlist),
+        player::json_string(&shared.page)
+    );
+    Ok(reply("application/json", "no-store", json))
 }
 
-/// The path of `rel`'s master playlist with a link signed by `secret`, valid for `lifetime`
-/// (a year at most; `None` beyond).
+/// A file's addresses carrying a signed link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shared {
+    /// The master playlist's path: for VLC, TVs, ffplay.
+    pub playlist: String,
+    /// The player page's path: for a browser.
+    pub page: String,
+}
+
+/// `rel`'s playlist and player page with a link signed by `secret`, valid for `lifetime` (a
+/// year at most; `None` beyond).
 pub fn signed_link(
     secret: &crate::access::Secret,
     rel: &RelPath,
     lifetime: std::time::Duration,
-) -> Option<String> {
+) -> Option<Shared> {
     if lifetime.as_secs() == 0 || lifetime.as_secs() > crate::access::link::MAX_LIFETIME_SECS {
         return None;
     }
     let expires = crate::access::unix_now() + lifetime.as_secs();
     let token = crate::access::link::sign(secret, &rel.to_string(), expires);
-    Some(format!("{}?t={token}", urls::playlist(rel)))
-}
-
-fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
-    let source = app.library.source(rel)?;
-    Ok(app.registry.open(&source, &rel.to_string()))
-}
-
-async fn folder(
-    app: &App,
-    rel: &RelPath,
-    path: &str,
-    who: &Who,
-) -> Result<Response<Bytes>, HttpError> {
-    let entries = app.library.list(rel)?;
-    // Listings are linked with a trailing slash; send `/browse/a` there so the address bar
-    // shows one canonical URL.
-    if !path.ends_with('/') {
-        return Ok(Response::builder()
-            .status(StatusCode::MOVED_PERMANENTLY)
-            .header(header::LOCATION, urls::folder(rel))
-            .body(Bytes::new())
-            .unwrap_or_default());
-    }
-    let title = app.library.title();
-    // Up to 200 files' headers are read: off the async runtime.
-    let (library, folder, listed) = (app.library.clone(), rel.clone(), entries.clone());
-    let languages = tokio::task::spawn_blocking(move || library.languages(&folder, &listed))
-        .await
-        .unwrap_or_default();
-    Ok(reply(
-        "text/html; charset=utf-8",
-        "no-cache",
-        pages::folder(&title, rel, &entries, &languages, who.user()),
-    ))
-}
-
-fn reply(
-    content_type: &'static str,
-    cache: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Bytes> {
-    let mut response = Response::new(body.into());
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static(cache),
-    );
-    response
+    let carried = urls::Carried {
+        session: None,
+        link: Some(&token),
+    };
+    Some(Shared {
+        playlist: format!("{}{}", urls::playlist(rel), carried.query()),
+        page: format!("{}{}", urls::watch(rel), carried.query()),
+    })
 }
 
 #[cfg(test)]

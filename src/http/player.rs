@@ -25,7 +25,7 @@ pub fn content_security_policy(hlsjs_src: &str) -> String {
 }
 
 /// A JSON string literal that is also safe inside `<script>`: `<`, `>` and `&` are escaped too.
-fn json_string(text: &str) -> String {
+pub(super) fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
     out.push('"');
     for c in text.chars() {
@@ -79,12 +79,21 @@ pub fn page(
         json_string(rel.name())
     );
     let playlist = escape(&playlist);
+    // Someone who came by a link sees this file only: no way back into the library.
+    let nav = if link.is_some() {
+        String::new()
+    } else {
+        format!(
+            "<nav><a href=\"{}\" id=\"back\">&#8592; Back to {folder_name}</a></nav>\n",
+            urls::folder(&parent)
+        )
+    };
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>{name} - hlss</title><link rel=\"icon\" href=\"data:,\">\
          <link rel=\"stylesheet\" href=\"{css}\"></head><body>\n\
-         <nav><a href=\"{folder}\" id=\"back\">&#8592; Back to {folder_name}</a></nav>\n\
+         {nav}\
          <main>\n<h1 id=\"name\">{name}</h1>\n\
          <video id=\"video\" controls playsinline preload=\"auto\" tabindex=\"0\" \
          aria-label=\"{name}\"></video>\n\
@@ -94,11 +103,12 @@ pub fn page(
          <dl><dt>Duration</dt><dd id=\"duration\">unknown until the playlist loads</dd>\
          <dt>Playlist</dt><dd><a href=\"{playlist}\" id=\"playlist\">index.m3u8</a> \
          (for VLC, mpv, ffplay or Safari)</dd></dl>\n\
-         <p class=\"share\" hidden><button type=\"button\" id=\"share\">Copy a link</button> \
+         <div class=\"share\" hidden><p><button type=\"button\" id=\"share\">Copy a link</button> \
          valid for <select id=\"share-expires\"><option value=\"1h\">1 hour</option>\
          <option value=\"24h\" selected>1 day</option><option value=\"7days\">7 days</option>\
-         </select> that plays this file in any player, without a login \
-         <input id=\"share-url\" readonly hidden aria-label=\"Link\"></p>\n\
+         </select> that plays this file, and nothing else, without a login</p>\
+         <p id=\"shared\" hidden><label>In a browser <input id=\"share-page\" readonly></label>\
+         <label>In VLC, a TV or ffplay <input id=\"share-url\" readonly></label></p></div>\n\
          <p class=\"keys\">Keys: <kbd>Space</kbd> or <kbd>K</kbd> play/pause, \
          <kbd>&#8592;</kbd> <kbd>&#8594;</kbd> 5 s back/forward, <kbd>J</kbd> <kbd>L</kbd> 10 s, \
          <kbd>0</kbd>&#8230;<kbd>9</kbd> jump to 0&#8230;90&#160;%, <kbd>M</kbd> mute, \
@@ -109,7 +119,6 @@ pub fn page(
          <script src=\"{hlsjs}\" id=\"hlsjs\"></script>\n\
          <script src=\"{js}\"></script>\n</body></html>\n",
         css = assets::href(assets::PLAYER_CSS_NAME),
-        folder = urls::folder(&parent),
         hlsjs = escape(hlsjs_src),
         js = assets::href(assets::PLAYER_JS_NAME),
     )
@@ -160,6 +169,7 @@ mod tests {
         );
         assert!(linked.contains("\"playlist\":\"/hls/a.mp4/index.m3u8?t=9-ab\""));
         assert!(linked.contains("href=\"/hls/a.mp4/index.m3u8?t=9-ab\""));
+        assert!(!linked.contains("id=\"back\""));
         assert!(top.contains("<a href=\"/\" id=\"back\">&#8592; Back to Videos</a>"));
     }
 

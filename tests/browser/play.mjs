@@ -439,23 +439,42 @@ async function login() {
   await page.click('#share');
   await page.waitForFunction(() => window.hlssPlayer.sharedLink, null, { timeout: 10_000 });
   const sharedLink = await page.evaluate(() => window.hlssPlayer.sharedLink);
+  const sharedPage = await page.evaluate(() => window.hlssPlayer.sharedPage);
   const shown = await page.inputValue('#share-url');
   check(shown === sharedLink, `the field shows ${shown}, the link is ${sharedLink}`);
-  // Someone else's browser: no cookie, only the link.
+  check(sharedPage.startsWith(base + options.watchPath + '?t='), `the page link is ${sharedPage}`);
+  // A friend's browser: no cookie, only the page link. It plays there, and nothing else opens.
   const stranger = await browser.newContext({ ignoreHTTPSErrors: !!options.https });
-  const byLink = await stranger.request.get(sharedLink);
+  const friend = await stranger.newPage();
+  friend.on('pageerror', (e) => log.push(`friend pageerror: ${e.message}`));
+  await friend.goto(sharedPage, { waitUntil: 'load' });
+  check(friend.url() === sharedPage, `the friend landed on ${friend.url()}`);
+  const friendDeadline = Date.now() + 40_000;
+  let friendTime = 0;
+  while (friendTime <= 2) {
+    check(Date.now() < friendDeadline, 'the friend\'s page did not play');
+    await friend.waitForTimeout(200);
+    friendTime = await friend.evaluate(() => {
+      if (window.hlssPlayer && window.hlssPlayer.fatal) throw new Error(window.hlssPlayer.fatal);
+      return document.getElementById('video').currentTime;
+    });
+  }
+  const friendShare = await friend.evaluate(() => !document.querySelector('.share').hidden);
+  check(!friendShare, 'a link holder was offered to make links');
   const withoutLink = await stranger.request.get(base + options.watchPath,
     { maxRedirects: 0, headers: { Accept: 'text/html' } });
+  const listing = await stranger.request.get(base + '/?t=' + sharedPage.split('?t=')[1], { maxRedirects: 0 });
   await stranger.close();
-  check(byLink.status() === 200, `the link answered ${byLink.status()}`);
   check(withoutLink.status() === 303, `without the link the page answered ${withoutLink.status()}`);
+  check(listing.status() === 403, `the link opened the listing: ${listing.status()}`);
   // Log out from a listing; the player page asks for a login again.
   await page.goto(base + '/', { waitUntil: 'load' });
   await Promise.all([page.waitForNavigation(), page.click('#logout')]);
   await page.goto(base + options.watchPath, { waitUntil: 'load' });
   const afterLogout = page.url();
   check(afterLogout.startsWith(base + '/login?next='), `after logging out the page opened: ${afterLogout}`);
-  return { loginUrl, playedTo: played.currentTime, sharedLink, afterLogout, warnings: played.warnings };
+  return { loginUrl, playedTo: played.currentTime, sharedLink, sharedPage, friendTime, afterLogout,
+    warnings: played.warnings };
 }
 
 try {
