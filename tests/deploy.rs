@@ -1,4 +1,4 @@
-//! The shipped systemd unit: systemd accepts every line of it, its command line starts this hlss, and its memory limit covers the budget it sets.
+//! The shipped systemd unit: systemd accepts every line of it and rates its sandbox, its command line starts this hlss, and its memory limit covers the budget it sets.
 
 mod support;
 
@@ -44,6 +44,21 @@ fn systemd_accepts_every_line_of_the_unit() {
         "{}",
         run.describe()
     );
+    // systemd's own rating of the sandbox, without a running systemd: 0 is best, 10 worst.
+    let rated = run_with_timeout(
+        Command::new(analyze)
+            .args(["security", "--offline=yes", "--no-pager"])
+            .arg(&file),
+        Duration::from_secs(60),
+    );
+    let exposure: f64 = rated
+        .stdout
+        .lines()
+        .find_map(|l| l.split("Overall exposure level for hlss.service: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no rating: {}", rated.describe()));
+    assert!(exposure <= 1.5, "exposure {exposure}: {}", rated.describe());
     for hardening in [
         "DynamicUser=yes",
         "ProtectSystem=strict",
