@@ -74,6 +74,18 @@ pub struct Cli {
     #[arg(long, env = "HLSS_SECRET_FILE", value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
+    /// Proxies in front of hlss (nginx, a load balancer), as addresses or blocks separated by
+    /// commas (`127.0.0.1,10.0.0.0/8`): for requests from them the client is the address they
+    /// forwarded in X-Forwarded-For (for the failed-login limit and viewer sessions); from anyone
+    /// else that header is ignored.
+    #[arg(
+        long,
+        env = "HLSS_TRUSTED_PROXY",
+        value_name = "NETWORKS",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<crate::http::forwarded::Network>,
+
     /// Failed logins one address may make in a minute; beyond them it gets 429 until the
     /// minute is over (an IPv6 address counts as its /64).
     #[arg(
@@ -331,6 +343,7 @@ pub struct AccessSettings {
     pub users: Option<PathBuf>,
     pub secret_file: Option<PathBuf>,
     pub login_attempts: u32,
+    pub trusted_proxies: Vec<crate::http::forwarded::Network>,
 }
 
 /// The validated configuration the server runs with.
@@ -458,6 +471,7 @@ impl TryFrom<Cli> for Config {
                 users: cli.users,
                 secret_file: cli.secret_file,
                 login_attempts: cli.login_attempts,
+                trusted_proxies: cli.trusted_proxy,
             },
             encoder: EncoderSettings {
                 preset: cli.preset,

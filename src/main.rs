@@ -192,6 +192,7 @@ fn run(config: Config) -> Result<(), String> {
             web: config.web.clone(),
             admin_apart: admin.is_some(),
             gate,
+            trusted_proxies: config.access.trusted_proxies.clone(),
         });
         // Tests and scripts read the port from this line when they asked for port 0.
         let mut stdout = std::io::stdout();

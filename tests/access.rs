@@ -792,3 +792,34 @@ fn user_add_asks_twice_on_a_terminal_without_echo() {
         200
     );
 }
+
+#[test]
+fn behind_a_trusted_proxy_each_client_has_its_own_limit() {
+    let keys = Keys::new();
+    let wrong = basic("alice", "guess");
+    let knock = |server: &Server, client: &str| {
+        get(
+            &server.url("/"),
+            &[("Authorization", &wrong), ("X-Forwarded-For", client)],
+        )
+        .status
+    };
+    // nginx on this machine forwards for many people: each is limited alone.
+    let proxied = keys.start(&["--trusted-proxy", "127.0.0.1,10.0.0.0/8"]);
+    for _ in 0..10 {
+        assert_eq!(knock(&proxied, "198.51.100.7"), 401);
+    }
+    assert_eq!(knock(&proxied, "198.51.100.7"), 429);
+    assert_eq!(
+        knock(&proxied, "198.51.100.8"),
+        401,
+        "someone else behind the same proxy"
+    );
+    // A client cannot dodge the limit by writing the header itself: without --trusted-proxy it
+    // is ignored.
+    let direct = keys.start(&[]);
+    for i in 0..10 {
+        assert_eq!(knock(&direct, &format!("192.0.2.{i}")), 401);
+    }
+    assert_eq!(knock(&direct, "192.0.2.200"), 429);
+}

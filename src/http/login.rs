@@ -41,10 +41,7 @@ pub async fn answer(app: &App, request: &Request<'_>) -> Result<Response<Bytes>,
     let password = form_value(body, "password").unwrap_or_default();
     let next = form_value(body, "next").unwrap_or_default();
     let next = local(&next);
-    let address = request
-        .remote
-        .map(|a| a.ip())
-        .unwrap_or([0, 0, 0, 0].into());
+    let address = request.address.unwrap_or([0, 0, 0, 0].into());
     match gate.password(address, user, password).await {
         Ok(Some(user)) => {
             tracing::info!(%address, user = %user.escape_debug(), "logged in");

@@ -5,6 +5,7 @@ pub mod auth;
 mod caching;
 mod cors;
 mod error;
+pub mod forwarded;
 mod hls;
 fn open(app: &App, rel: &RelPath) -> Result<crate::stream::Opened, HttpError> {
     let source = app.library.source(rel)?;
@@ -100,6 +101,8 @@ pub struct App {
     pub admin_apart: bool,
     /// Logins, when `--users` is given; `None` lets everyone in.
     pub gate: Option<auth::Gate>,
+    /// Proxies whose `X-Forwarded-For` names the client (`--trusted-proxy`).
+    pub trusted_proxies: Vec<forwarded::Network>,
 }
 
 /// Which listener a request came in on.
@@ -128,7 +131,8 @@ pub(crate) struct Request<'a> {
     path: &'a str,
     query: &'a str,
     headers: &'a header::HeaderMap,
-    remote: Option<SocketAddr>,
+    /// The client's address: the peer's, or the one a trusted proxy forwarded.
+    address: Option<std::net::IpAddr>,
     /// A POST's body; `None` when it was larger than a form can be.
     body: Option<Bytes>,
     /// The viewer session named by the URL's `s` query parameter.
@@ -145,9 +149,9 @@ fn session_from_query(query: &str) -> Option<SessionId> {
         .and_then(SessionId::parse)
 }
 
-fn client_key(remote: Option<SocketAddr>, user_agent: Option<&str>) -> u64 {
+fn client_key(address: Option<std::net::IpAddr>, user_agent: Option<&str>) -> u64 {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    remote.map(|a| a.ip()).hash(&mut hasher);
+    address.hash(&mut hasher);
     user_agent.hash(&mut hasher);
     hasher.finish()
 }
@@ -199,17 +203,19 @@ fn site(
                   body: Option<Bytes>| {
                 let app = app.clone();
                 async move {
+                    let address =
+                        forwarded::client(remote.map(|a| a.ip()), &headers, &app.trusted_proxies);
                     let request = Request {
                         listener,
                         method: &method,
                         path: path.as_str(),
                         query: &query,
                         headers: &headers,
-                        remote,
+                        address,
                         body,
                         session: session_from_query(&query),
                         client: client_key(
-                            remote,
+                            address,
                             headers
                                 .get(header::USER_AGENT)
                                 .and_then(|v| v.to_str().ok()),
@@ -276,7 +282,7 @@ async fn handle(app: &App, request: &Request<'_>) -> Result<Response<Bytes>, Htt
             let presented = auth::Presented {
                 headers: request.headers,
                 query: request.query,
-                address: request.remote.map(|a| a.ip()),
+                address: request.address,
                 path: &back_to(request),
             };
             gate.admit(&route, &presented).await?
