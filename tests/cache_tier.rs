@@ -165,6 +165,20 @@ impl Tier {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// [`Tier::log`] once it has stopped growing for a moment: nginx writes a request's line
+    /// when it has finished it, which can be just after the client has its answer.
+    fn settled_log(&self) -> Vec<(String, String, String, String)> {
+        let mut last = self.log();
+        loop {
+            thread::sleep(Duration::from_millis(300));
+            let now = self.log();
+            if now.len() == last.len() {
+                return now;
+            }
+            last = now;
+        }
+    }
+
     /// The access log's lines: (cache status, upstream address, request line, user agent).
     fn log(&self) -> Vec<(String, String, String, String)> {
         let text = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
@@ -323,7 +337,7 @@ fn an_origin_killed_mid_play_is_replaced_without_a_glitch() {
             .to_owned()
     };
     let first_log: Vec<_> = tier
-        .log()
+        .settled_log()
         .into_iter()
         .filter(|(_, _, _, ua)| ua == "first-viewer")
         .collect();
@@ -398,7 +412,7 @@ fn an_origin_killed_mid_play_is_replaced_without_a_glitch() {
         played.describe()
     );
     let second: Vec<_> = tier
-        .log()
+        .settled_log()
         .into_iter()
         .filter(|(_, _, _, ua)| ua == "second-viewer")
         .collect();
@@ -415,18 +429,31 @@ fn an_origin_killed_mid_play_is_replaced_without_a_glitch() {
     );
 }
 
-/// Which origin the tier sent each path to, by the access log.
+/// Which origin the tier sent each path to, by the access log (nginx writes a line when it
+/// has finished the request, which may be just after the client has its answer: wait for all).
 fn placements(tier: &Tier, paths: &[String]) -> BTreeMap<String, String> {
     for path in paths {
         let _ = http::get(&tier.url(path));
     }
-    tier.log()
-        .into_iter()
-        .filter_map(|(_, upstream, request, _)| {
-            let path = request.split_whitespace().nth(1)?.to_owned();
-            Some((path, upstream))
-        })
-        .collect()
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged: BTreeMap<String, String> = tier
+            .log()
+            .into_iter()
+            .filter_map(|(_, upstream, request, _)| {
+                let path = request.split_whitespace().nth(1)?.to_owned();
+                Some((path, upstream))
+            })
+            .collect();
+        if paths.iter().all(|p| logged.contains_key(p)) {
+            return logged;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not all of {paths:?} logged: {logged:?}"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]
